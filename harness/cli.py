@@ -1,0 +1,91 @@
+"""The `harness` command: a table of sub-commands, each configured by the module that owns it.
+
+Only the chosen command's module is imported, so `harness validate` stays fast and torch-free.
+Errors derived from HarnessError print one line and exit with their code (2 by default);
+`--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from harness import __version__
+from harness.errors import HarnessError, NotAvailable
+
+# name -> ("module:configure", one-line help). configure(parser) adds arguments, returns main(args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("harness.pipeline:configure_validate", "check a suite; print field-level errors"),
+    "plan": ("harness.pipeline:configure_plan", "print the matrix of runs a suite expands to"),
+    "run": ("harness.pipeline:configure_run", "train every arm, evaluate, compare, report, gate"),
+    "train": ("harness.pipeline:configure_train", "train one run of a suite (what launchers call on every rank)"),
+    "eval": ("harness.eval.cli:configure_eval", "evaluate a run directory or checkpoint on benchmarks"),
+    "data": ("harness.eval.cli:configure_data", "export a hub benchmark to the offline layout (needs network)"),
+    "compare": ("harness.analysis.cli:configure_compare", "pair arms of a suite's runs, write parity.json"),
+    "report": ("harness.report.cli:configure_report", "render the HTML report, figures and tables"),
+    "gate": ("harness.gate:configure_gate", "check parity against thresholds; exit 0 pass, 1 fail, 2 no data"),
+    "history": ("harness.analysis.cli:configure_history", "trend of speed-up, memory and scores across commits"),
+    "import": ("harness.analysis.cli:configure_import", "turn TensorBoard events or a Megatron log into a run dir"),
+    "launch": ("harness.launch:configure_launch", "run a suite under torchrun, two nodes or Slurm"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="FP8 parity harness: matched BF16/FP8 training, evaluation, reports and gates.",
+        epilog="Run `harness COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text)
+    return parser
+
+
+def _load_configure(target: str):
+    module_name, attr = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
+            return None
+        raise
+    return getattr(module, attr, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if not argv or argv[0].startswith("-") or argv[0] not in COMMANDS:
+        parser = _top_parser()
+        if not argv:
+            parser.print_help()
+            return 2
+        parser.parse_args(argv)  # prints help/version or a usage error (exit 2)
+        return 2
+    name = argv[0]
+    target, help_text = COMMANDS[name]
+    parser = argparse.ArgumentParser(prog=f"harness {name}", description=help_text)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    try:
+        configure = _load_configure(target)
+        if configure is None:
+            raise NotAvailable(f"harness {name}: not available yet in harness {__version__}")
+        command = configure(parser)
+        args = parser.parse_args(argv[1:])
+        return int(command(args) or 0)
+    except HarnessError as exc:
+        if debug:
+            raise
+        print(f"harness {name}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"harness {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Errors the command line turns into one message and a documented exit code."""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """A problem the user can fix; the CLI prints the message without a traceback."""
+
+    exit_code = 2
+
+
+class InvalidInput(HarnessError):
+    """Bad suite file, missing path, corrupt run directory: exit 2."""
+
+    exit_code = 2
+
+
+class NotAvailable(HarnessError):
+    """A command or option that this version does not provide yet: exit 2."""
+
+    exit_code = 2
+
+
+class RunFailed(HarnessError):
+    """A run diverged, hit NaN or ran out of memory; its reason is recorded: exit 3."""
+
+    exit_code = 3
+
+
+class GateFailed(HarnessError):
+    """A regression gate failed: exit 1."""
+
+    exit_code = 1

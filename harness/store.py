@@ -1,0 +1,256 @@
+"""Run directories (the contract between stages), atomic writes and the SQLite results index.
+
+    runs/<suite>/<run_id>/spec.json  manifest.json  metrics.jsonl  nvml.csv
+                          checkpoints/  eval/<bench>/  summary.json
+    runs/<suite>/parity.json         written by `harness compare`
+    runs/index.sqlite                one row per run and per comparison (history, regressions)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from harness.errors import InvalidInput
+
+STATUSES = ("running", "completed", "failed", "interrupted", "imported")
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(_finite(data), indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: {what} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path}: corrupt JSON ({exc}); re-run the stage that writes it") from None
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/Inf: store them as None so every reader can parse the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- run directories
+
+
+class RunDir:
+    """Paths and readers of one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    spec = property(lambda self: self.path / "spec.json")
+    manifest = property(lambda self: self.path / "manifest.json")
+    metrics = property(lambda self: self.path / "metrics.jsonl")
+    nvml = property(lambda self: self.path / "nvml.csv")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    eval_dir = property(lambda self: self.path / "eval")
+    summary = property(lambda self: self.path / "summary.json")
+    tensorboard = property(lambda self: self.path / "tensorboard")
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def exists(self) -> bool:
+        return self.spec.is_file()
+
+    def read_spec(self):
+        from harness.suite import RunSpec
+
+        return RunSpec.model_validate(read_json(self.spec, "spec.json (is this a run directory?)"))
+
+    def read_manifest(self) -> dict:
+        return read_json(self.manifest, "manifest.json")
+
+    def read_summary(self) -> dict:
+        return read_json(self.summary, "summary.json (has the run finished?)")
+
+    def read_metrics(self) -> list[dict]:
+        return read_metrics(self.metrics)
+
+    def update_manifest(self, **fields: Any) -> dict:
+        data = self.read_manifest() if self.manifest.is_file() else {}
+        data.update(fields)
+        atomic_write_json(self.manifest, data)
+        return data
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """Step records of metrics.jsonl; a corrupt line is an error naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: metrics.jsonl not found; train the run first (harness train)")
+    records = []
+    with path.open() as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise InvalidInput(
+                    f"{path}:{number}: corrupt line in metrics.jsonl; re-run `harness train` to resume "
+                    "(it rewrites metrics from the last checkpoint) or delete the line"
+                ) from None
+            if not isinstance(record, dict) or "step" not in record:
+                raise InvalidInput(f"{path}:{number}: metrics line lacks a 'step' field")
+            records.append(record)
+    return records
+
+
+class MetricsWriter:
+    """Appends one JSON line per step and flushes it, so a kill loses at most one step."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.path.open("a")
+
+    def write(self, record: dict) -> None:
+        self._fh.write(json.dumps(_finite(record), sort_keys=True) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def truncate_metrics(path: str | Path, last_step: int) -> None:
+    """Keep only steps <= last_step (used when resuming from a checkpoint); drops torn lines."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("step", math.inf) <= last_step:
+            kept.append(line)
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+
+def suite_runs(suite_dir: str | Path) -> list[RunDir]:
+    """Run directories under runs/<suite>/, sorted by name; an error if there are none."""
+    suite_dir = Path(suite_dir)
+    if not suite_dir.is_dir():
+        raise InvalidInput(f"{suite_dir}: no such folder; pass runs/<suite> (written by `harness run`)")
+    runs = [RunDir(p) for p in sorted(suite_dir.iterdir()) if (p / "spec.json").is_file()]
+    if not runs:
+        raise InvalidInput(f"{suite_dir}: no run directories (folders with spec.json) inside")
+    return runs
+
+
+# ---------------------------------------------------------------- results index
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    suite TEXT NOT NULL, run_id TEXT NOT NULL, stage TEXT, arm TEXT, recipe TEXT, seed INTEGER,
+    fingerprint TEXT, status TEXT, git_sha TEXT, recorded_at REAL, summary_json TEXT,
+    PRIMARY KEY (suite, run_id, recorded_at)
+);
+CREATE TABLE IF NOT EXISTS comparisons (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    suite TEXT NOT NULL, stage TEXT, seed INTEGER, arm TEXT, baseline TEXT,
+    git_sha TEXT, recorded_at REAL, speedup REAL, memory_ratio REAL,
+    loss_rel_error REAL, scores_json TEXT, verdict TEXT, gate_passed INTEGER
+);
+"""
+
+
+class ResultsIndex:
+    """SQLite index of runs and comparisons; every write is one transaction."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30.0)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        try:
+            with conn:  # commit on success, roll back on error
+                yield conn
+        finally:
+            conn.close()
+
+    def record_run(self, spec, status: str, git_sha: str | None, summary: dict | None) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (spec.suite, spec.run_id, spec.stage_name, spec.arm, spec.recipe, spec.seed,
+                 spec.fingerprint, status, git_sha, time.time(), json.dumps(_finite(summary or {}))),
+            )
+
+    def record_comparison(self, row: dict) -> None:
+        """row: suite, stage, seed, arm, baseline, git_sha, speedup, memory_ratio,
+        loss_rel_error, scores (dict), verdict, gate_passed (None until gated)."""
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO comparisons (suite, stage, seed, arm, baseline, git_sha, recorded_at, speedup,"
+                " memory_ratio, loss_rel_error, scores_json, verdict, gate_passed)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (row["suite"], row.get("stage"), row.get("seed"), row.get("arm"), row.get("baseline"),
+                 row.get("git_sha"), row.get("recorded_at", time.time()), row.get("speedup"),
+                 row.get("memory_ratio"), row.get("loss_rel_error"), json.dumps(_finite(row.get("scores", {}))),
+                 row.get("verdict"), row.get("gate_passed")),
+            )
+
+    def comparisons(self, suite: str | None = None) -> list[dict]:
+        query = "SELECT * FROM comparisons" + (" WHERE suite = ?" if suite else "") + " ORDER BY recorded_at, id"
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute(query, (suite,) if suite else ()).fetchall()
+        return [{**dict(r), "scores": json.loads(r["scores_json"] or "{}")} for r in rows]
+
+    def runs(self, suite: str | None = None) -> list[dict]:
+        query = "SELECT * FROM runs" + (" WHERE suite = ?" if suite else "") + " ORDER BY recorded_at"
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            return [dict(r) for r in conn.execute(query, (suite,) if suite else ()).fetchall()]
+
+
+def index_path(runs_dir: str | Path) -> Path:
+    return Path(runs_dir) / "index.sqlite"

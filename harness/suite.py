@@ -1,0 +1,364 @@
+"""Suite files: TOML -> validated pydantic models -> a matrix of RunSpecs.
+
+A suite describes matched training runs (stages x arms x seeds), how to evaluate them and
+which gates a comparison must pass. Everything downstream reads these typed objects.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import InvalidInput
+from harness.train.precision.registry import RECIPES
+
+PRESETS = ("tiny", "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b")
+
+
+class Strict(BaseModel):
+    """Rejects unknown keys, so a misspelt option never silently does nothing."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Strict):
+    path: str | None = None  # local Hugging Face checkpoint; wins over preset when set
+    preset: Literal[PRESETS] | None = None  # random-init shape when no path is given
+    num_layers: int | None = Field(None, gt=0)  # override a preset's depth (e.g. an 8-layer slice)
+    tokenizer: str | None = None  # local path, "builtin:tiny-bpe" or "qwen"; default from path/preset
+    dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    attention: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    compile: bool = False  # applied identically to every arm
+    activation_checkpointing: bool = False
+
+    @model_validator(mode="after")
+    def _path_or_preset(self) -> ModelConfig:
+        if not self.path and not self.preset:
+            raise ValueError("set model.path (a local checkpoint) or model.preset (e.g. 'tiny')")
+        return self
+
+
+class DataConfig(Strict):
+    path: str  # local file or folder (jsonl/parquet/arrow), "builtin:NAME", or a hub id
+    split: str = "train"
+    text_column: str = "text"  # CPT
+    messages_column: str = "messages"  # SFT, multi-turn chat
+    prompt_column: str | None = None  # SFT alternative to messages
+    response_column: str | None = None
+    max_samples: int | None = Field(None, gt=0)
+
+
+class OptimConfig(Strict):
+    lr: float = Field(gt=0)
+    min_lr: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = Field(1e-8, gt=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+
+
+class ScheduleConfig(Strict):
+    kind: Literal["wsd", "cosine", "constant"] = "cosine"
+    warmup_steps: int | None = Field(None, ge=0)
+    warmup_fraction: float | None = Field(None, ge=0, lt=1)
+    decay_fraction: float = Field(0.1, ge=0, le=1)  # WSD: share of steps spent decaying
+    decay_only: bool = False  # WSD: start from a stable-phase checkpoint and only decay
+
+
+class StageConfig(Strict):
+    kind: Literal["cpt", "sft"]
+    data: DataConfig
+    seq_len: int = Field(gt=0)
+    global_batch_size: int = Field(gt=0)  # sequences per optimiser step, all ranks together
+    micro_batch_size: int = Field(gt=0)  # sequences per forward on one rank
+    steps: int | None = Field(None, gt=0)
+    epochs: float | None = Field(None, gt=0)
+    optim: OptimConfig
+    schedule: ScheduleConfig = ScheduleConfig()
+    init_from: str | None = None  # earlier stage whose final checkpoint (same arm, seed) we start from
+    checkpoint_every: int | None = Field(None, gt=0)
+    evaluate: bool = True  # evaluate this stage's final checkpoint
+
+    @model_validator(mode="after")
+    def _length(self) -> StageConfig:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("set exactly one of steps or epochs")
+        return self
+
+
+class TopologyConfig(Strict):
+    nnodes: int = Field(1, gt=0)
+    nproc_per_node: int = Field(1, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @property
+    def world_size(self) -> int:
+        return self.nnodes * self.nproc_per_node
+
+
+class BenchmarkConfig(Strict):
+    samples: int = Field(1, gt=0)  # k samples per problem; the score is avg@k
+    max_tokens: int = Field(1024, gt=0)
+    temperature: float = Field(0.65, ge=0)  # InfiR2 eval
+    top_p: float = Field(0.95, gt=0, le=1)
+    path: str | None = None  # local dataset folder; default <eval.data_dir>/<benchmark>
+    limit: int | None = Field(None, gt=0)  # first N problems only
+
+
+class EvalConfig(Strict):
+    backend: Literal["vllm", "transformers"] = "vllm"
+    benchmarks: dict[str, BenchmarkConfig] = {}
+    data_dir: str = "data/eval"
+    tensor_parallel_size: int = Field(1, gt=0)
+    seed: int = 0
+    margin_points: float = Field(3.0, gt=0)  # equivalence margin on avg@k, in points
+    allow_hub: bool = False  # load datasets from a hub only when explicitly allowed
+
+
+class GatesConfig(Strict):
+    min_speedup: float | None = Field(None, gt=0)
+    max_memory_ratio: float | None = Field(None, gt=0)
+    max_loss_rel_error: float | None = Field(None, gt=0)
+    max_score_drop: float | None = Field(None, ge=0)  # points of avg@k
+    max_regression: float | None = Field(None, ge=0)  # fraction vs the last passing result
+
+
+class TelemetryConfig(Strict):
+    warmup_steps: int = Field(3, ge=0)  # excluded from steady-state statistics
+    nvml_interval_s: float = Field(0.5, gt=0)
+    tensorboard: bool = False
+
+
+class DivergenceConfig(Strict):
+    max_loss: float | None = Field(None, gt=0)  # stop an arm whose loss exceeds this
+    spike_factor: float | None = Field(None, gt=1)  # or jumps above factor x recent median
+
+
+class Suite(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    seeds: list[int] = [0]
+    runs_dir: str = "runs"
+    model: ModelConfig
+    arms: dict[str, str]  # arm name -> precision recipe
+    stages: dict[str, StageConfig]
+    topology: TopologyConfig = TopologyConfig()
+    eval: EvalConfig = EvalConfig()
+    gates: GatesConfig = GatesConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    divergence: DivergenceConfig = DivergenceConfig()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Suite:
+        if not self.arms:
+            raise ValueError("arms: name at least one arm, e.g. bf16 = \"bf16\"")
+        if not self.stages:
+            raise ValueError("stages: define at least one stage, e.g. [stages.cpt]")
+        for arm, recipe in self.arms.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", arm):
+                raise ValueError(f"arms.{arm}: use letters, digits, '_', '.', '-' in arm names")
+            if recipe not in RECIPES:
+                hint = _did_you_mean(recipe, RECIPES)
+                raise ValueError(f"arms.{arm}: unknown recipe {recipe!r}{hint}; known: {', '.join(RECIPES)}")
+        seen: list[str] = []
+        for name, stage in self.stages.items():
+            if stage.init_from is not None and stage.init_from not in seen:
+                raise ValueError(f"stages.{name}.init_from: {stage.init_from!r} is not an earlier stage ({seen or 'none'})")
+            if stage.global_batch_size % (stage.micro_batch_size * self.topology.world_size):
+                raise ValueError(
+                    f"stages.{name}.global_batch_size: {stage.global_batch_size} is not a multiple of "
+                    f"micro_batch_size x world size ({stage.micro_batch_size} x {self.topology.world_size})"
+                )
+            seen.append(name)
+        return self
+
+
+class RunSpec(Strict):
+    """One training run: a stage of one arm with one seed, fully resolved (spec.json)."""
+
+    suite: str
+    run_id: str
+    stage_name: str
+    arm: str
+    recipe: str
+    seed: int
+    stage: StageConfig
+    model: ModelConfig
+    topology: TopologyConfig
+    eval: EvalConfig
+    telemetry: TelemetryConfig
+    divergence: DivergenceConfig
+    init_from_run: str | None = None  # run_id whose final checkpoint this run starts from
+    fingerprint: str = ""
+
+    def matched_fields(self) -> dict[str, Any]:
+        """Everything two matched arms must share: all but the arm, its recipe and ids."""
+        data = self.model_dump(mode="json")
+        for key in ("run_id", "arm", "recipe", "fingerprint", "init_from_run"):
+            data.pop(key)
+        return data
+
+
+def fingerprint(spec: RunSpec) -> str:
+    blob = json.dumps(spec.matched_fields(), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def plan(suite: Suite) -> list[RunSpec]:
+    """Expand a suite into runs, in an order where every run's init_from comes first."""
+    specs = []
+    for seed in suite.seeds:
+        for stage_name, stage in suite.stages.items():
+            for arm, recipe in suite.arms.items():
+                spec = RunSpec(
+                    suite=suite.name,
+                    run_id=run_id(stage_name, arm, seed),
+                    stage_name=stage_name,
+                    arm=arm,
+                    recipe=recipe,
+                    seed=seed,
+                    stage=stage,
+                    model=suite.model,
+                    topology=suite.topology,
+                    eval=suite.eval,
+                    telemetry=suite.telemetry,
+                    divergence=suite.divergence,
+                    init_from_run=run_id(stage.init_from, arm, seed) if stage.init_from else None,
+                )
+                spec.fingerprint = fingerprint(spec)
+                specs.append(spec)
+    return specs
+
+
+def run_id(stage_name: str, arm: str, seed: int) -> str:
+    return f"{stage_name}-{arm}-s{seed}"
+
+
+# ---------------------------------------------------------------- loading and errors
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
+    """Read, expand ${VAR} / ${VAR:-default}, apply `key.path=value` overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: suite file not found; pass the path to a .toml suite (see suites/)")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path}: malformed TOML: {exc}; fix the syntax at that line") from None
+    for item in overrides:
+        _apply_override(raw, item, path)
+    raw = _expand(raw, path, ())
+    try:
+        return Suite.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(format_validation_error(path, exc)) from None
+
+
+def unresolved_variables(path: str | Path, overrides: list[str] = ()) -> list[str]:
+    """Names of ${VAR}s without default that the environment and overrides leave unset."""
+    raw = tomllib.loads(Path(path).read_text())
+    for item in overrides:
+        _apply_override(raw, item, Path(path))
+    missing: list[str] = []
+    _walk_strings(raw, lambda s: missing.extend(m[0] for m in _VAR.findall(s) if not m[1] and m[0] not in os.environ))
+    return sorted(set(missing))
+
+
+def _walk_strings(node: Any, visit) -> None:
+    if isinstance(node, dict):
+        for value in node.values():
+            _walk_strings(value, visit)
+    elif isinstance(node, list):
+        for value in node:
+            _walk_strings(value, visit)
+    elif isinstance(node, str):
+        visit(node)
+
+
+def _expand(node: Any, path: Path, loc: tuple) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand(v, path, (*loc, k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand(v, path, (*loc, i)) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        return _VAR.sub(lambda m: _lookup(m, path, loc), node)
+    return node
+
+
+def _lookup(match: re.Match, path: Path, loc: tuple) -> str:
+    name, default = match.group(1), match.group(2)
+    if name in os.environ:
+        return os.environ[name]
+    if default is not None:
+        return default
+    field = ".".join(map(str, loc))
+    raise InvalidInput(f"{path}: {field}: environment variable {name} is not set; export {name}=... or pass --set {field}=...")
+
+
+def _apply_override(raw: dict, item: str, path: Path) -> None:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise InvalidInput(f"--set {item!r}: expected key.path=value, e.g. --set model.path=/models/Qwen2.5-7B")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value  # a bare string such as a path
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise InvalidInput(f"{path}: --set {key}: {part} is not a table")
+    node[parts[-1]] = parsed
+
+
+def format_validation_error(path: Path, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            known = _fields_at(Suite, err["loc"][:-1])
+            hint = _did_you_mean(str(err["loc"][-1]), known)
+            lines.append(f"{path}: {loc}: unknown key{hint}; remove it or use one of: {', '.join(known)}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            got = err.get("input")
+            shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+            lines.append(f"{path}: {loc}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the model reached by following loc; dict keys (stage names) are stepped over."""
+    current: Any = model
+    in_dict = False
+    for part in loc:
+        if in_dict:
+            in_dict = False
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return []
+        annotation = current.model_fields[part].annotation
+        if getattr(annotation, "__origin__", None) is dict:
+            current, in_dict = annotation.__args__[1], True
+        else:
+            current = annotation
+    if isinstance(current, type) and issubclass(current, BaseModel) and not in_dict:
+        return list(current.model_fields)
+    return []
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

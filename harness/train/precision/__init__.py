@@ -1,0 +1,1 @@
+"""Precision backends, one module each, chosen by name through registry.RECIPES."""
