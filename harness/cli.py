@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         if not argv:
             parser.print_help()
             return 2
-        parser.parse_args(argv)  # prints help/version or a usage error (exit 2)
+        try:
+            parser.parse_args(argv)  # prints help/version (exit 0) or a usage error (exit 2)
+        except SystemExit as exc:
+            return int(exc.code or 0)
         return 2
     name = argv[0]
     target, help_text = COMMANDS[name]
@@ -75,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         if configure is None:
             raise NotAvailable(f"harness {name}: not available yet in harness {__version__}")
         command = configure(parser)
-        args = parser.parse_args(argv[1:])
+        try:
+            args = parser.parse_args(argv[1:])
+        except SystemExit as exc:  # --help or a usage error, already printed by argparse
+            return int(exc.code or 0)
         return int(command(args) or 0)
     except HarnessError as exc:
         if debug:

@@ -1,9 +1,9 @@
 """Run directories (the contract between stages), atomic writes and the SQLite results index.
 
-    runs/<suite>/<run_id>/spec.json  manifest.json  metrics.jsonl  nvml.csv
-                          checkpoints/  eval/<bench>/  summary.json
-    runs/<suite>/parity.json         written by `harness compare`
-    runs/index.sqlite                one row per run and per comparison (history, regressions)
+runs/<suite>/<run_id>/spec.json  manifest.json  metrics.jsonl  nvml.csv
+                      checkpoints/  eval/<bench>/  summary.json
+runs/<suite>/parity.json         written by `harness compare`
+runs/index.sqlite                one row per run and per comparison (history, regressions)
 """
 
 from __future__ import annotations
@@ -220,8 +220,19 @@ class ResultsIndex:
         with self._connect() as conn:
             conn.execute(
                 "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (spec.suite, spec.run_id, spec.stage_name, spec.arm, spec.recipe, spec.seed,
-                 spec.fingerprint, status, git_sha, time.time(), json.dumps(_finite(summary or {}))),
+                (
+                    spec.suite,
+                    spec.run_id,
+                    spec.stage_name,
+                    spec.arm,
+                    spec.recipe,
+                    spec.seed,
+                    spec.fingerprint,
+                    status,
+                    git_sha,
+                    time.time(),
+                    json.dumps(_finite(summary or {})),
+                ),
             )
 
     def record_comparison(self, row: dict) -> None:
@@ -232,10 +243,21 @@ class ResultsIndex:
                 "INSERT INTO comparisons (suite, stage, seed, arm, baseline, git_sha, recorded_at, speedup,"
                 " memory_ratio, loss_rel_error, scores_json, verdict, gate_passed)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (row["suite"], row.get("stage"), row.get("seed"), row.get("arm"), row.get("baseline"),
-                 row.get("git_sha"), row.get("recorded_at", time.time()), row.get("speedup"),
-                 row.get("memory_ratio"), row.get("loss_rel_error"), json.dumps(_finite(row.get("scores", {}))),
-                 row.get("verdict"), row.get("gate_passed")),
+                (
+                    row["suite"],
+                    row.get("stage"),
+                    row.get("seed"),
+                    row.get("arm"),
+                    row.get("baseline"),
+                    row.get("git_sha"),
+                    row.get("recorded_at", time.time()),
+                    row.get("speedup"),
+                    row.get("memory_ratio"),
+                    row.get("loss_rel_error"),
+                    json.dumps(_finite(row.get("scores", {}))),
+                    row.get("verdict"),
+                    row.get("gate_passed"),
+                ),
             )
 
     def comparisons(self, suite: str | None = None) -> list[dict]:

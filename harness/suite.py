@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import InvalidInput
 from harness.train.precision.registry import RECIPES
@@ -156,22 +156,29 @@ class Suite(Strict):
     telemetry: TelemetryConfig = TelemetryConfig()
     divergence: DivergenceConfig = DivergenceConfig()
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Suite:
-        if not self.arms:
-            raise ValueError("arms: name at least one arm, e.g. bf16 = \"bf16\"")
-        if not self.stages:
-            raise ValueError("stages: define at least one stage, e.g. [stages.cpt]")
-        for arm, recipe in self.arms.items():
+    @field_validator("arms")
+    @classmethod
+    def _known_recipes(cls, arms: dict[str, str]) -> dict[str, str]:
+        if not arms:
+            raise ValueError('name at least one arm, e.g. bf16 = "bf16"')
+        for arm, recipe in arms.items():
             if not re.fullmatch(r"[A-Za-z0-9_.-]+", arm):
-                raise ValueError(f"arms.{arm}: use letters, digits, '_', '.', '-' in arm names")
+                raise ValueError(f"arm {arm!r}: use letters, digits, '_', '.', '-' in arm names")
             if recipe not in RECIPES:
                 hint = _did_you_mean(recipe, RECIPES)
-                raise ValueError(f"arms.{arm}: unknown recipe {recipe!r}{hint}; known: {', '.join(RECIPES)}")
+                raise ValueError(f"arm {arm!r}: unknown recipe {recipe!r}{hint}; known: {', '.join(RECIPES)}")
+        return arms
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Suite:
+        if not self.stages:
+            raise ValueError("stages: define at least one stage, e.g. [stages.cpt]")
         seen: list[str] = []
         for name, stage in self.stages.items():
             if stage.init_from is not None and stage.init_from not in seen:
-                raise ValueError(f"stages.{name}.init_from: {stage.init_from!r} is not an earlier stage ({seen or 'none'})")
+                raise ValueError(
+                    f"stages.{name}.init_from: {stage.init_from!r} is not an earlier stage ({seen or 'none'})"
+                )
             if stage.global_batch_size % (stage.micro_batch_size * self.topology.world_size):
                 raise ValueError(
                     f"stages.{name}.global_batch_size: {stage.global_batch_size} is not a multiple of "
@@ -247,8 +254,12 @@ def run_id(stage_name: str, arm: str, seed: int) -> str:
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
-    """Read, expand ${VAR} / ${VAR:-default}, apply `key.path=value` overrides, validate."""
+def load_suite(path: str | Path, overrides: list[str] = (), *, require_env: bool = True) -> Suite:
+    """Read, expand ${VAR} / ${VAR:-default}, apply `key.path=value` overrides, validate.
+
+    With require_env=False (validate, plan) an unset ${VAR} without default stays as written,
+    so a suite whose paths come from the cluster's environment still validates on a laptop.
+    """
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{path}: suite file not found; pass the path to a .toml suite (see suites/)")
@@ -258,7 +269,7 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
         raise InvalidInput(f"{path}: malformed TOML: {exc}; fix the syntax at that line") from None
     for item in overrides:
         _apply_override(raw, item, path)
-    raw = _expand(raw, path, ())
+    raw = _expand(raw, path, (), require_env)
     try:
         return Suite.model_validate(raw)
     except ValidationError as exc:
@@ -271,7 +282,12 @@ def unresolved_variables(path: str | Path, overrides: list[str] = ()) -> list[st
     for item in overrides:
         _apply_override(raw, item, Path(path))
     missing: list[str] = []
-    _walk_strings(raw, lambda s: missing.extend(m[0] for m in _VAR.findall(s) if not m[1] and m[0] not in os.environ))
+    _walk_strings(
+        raw,
+        lambda s: missing.extend(
+            m.group(1) for m in _VAR.finditer(s) if m.group(2) is None and m.group(1) not in os.environ
+        ),
+    )
     return sorted(set(missing))
 
 
@@ -286,24 +302,28 @@ def _walk_strings(node: Any, visit) -> None:
         visit(node)
 
 
-def _expand(node: Any, path: Path, loc: tuple) -> Any:
+def _expand(node: Any, path: Path, loc: tuple, require_env: bool) -> Any:
     if isinstance(node, dict):
-        return {k: _expand(v, path, (*loc, k)) for k, v in node.items()}
+        return {k: _expand(v, path, (*loc, k), require_env) for k, v in node.items()}
     if isinstance(node, list):
-        return [_expand(v, path, (*loc, i)) for i, v in enumerate(node)]
+        return [_expand(v, path, (*loc, i), require_env) for i, v in enumerate(node)]
     if isinstance(node, str):
-        return _VAR.sub(lambda m: _lookup(m, path, loc), node)
+        return _VAR.sub(lambda m: _lookup(m, path, loc, require_env), node)
     return node
 
 
-def _lookup(match: re.Match, path: Path, loc: tuple) -> str:
+def _lookup(match: re.Match, path: Path, loc: tuple, require_env: bool) -> str:
     name, default = match.group(1), match.group(2)
     if name in os.environ:
         return os.environ[name]
     if default is not None:
         return default
+    if not require_env:
+        return match.group(0)
     field = ".".join(map(str, loc))
-    raise InvalidInput(f"{path}: {field}: environment variable {name} is not set; export {name}=... or pass --set {field}=...")
+    raise InvalidInput(
+        f"{path}: {field}: environment variable {name} is not set; export {name}=... or pass --set {field}=..."
+    )
 
 
 def _apply_override(raw: dict, item: str, path: Path) -> None:

@@ -43,7 +43,6 @@ def solution(item: dict) -> str:
 def sft_records(n: int) -> list[dict]:
     """Chat records in the `messages` schema used by SFT data sets."""
     return [
-        {"messages": [{"role": "user", "content": item["problem"]},
-                      {"role": "assistant", "content": solution(item)}]}
+        {"messages": [{"role": "user", "content": item["problem"]}, {"role": "assistant", "content": solution(item)}]}
         for item in problems(n, "train")
     ]

@@ -1,0 +1,234 @@
+"""validate, plan, train and run: the commands that drive a suite through every stage.
+
+harness run SUITE.toml  =  for each planned run: train -> eval
+                           then compare -> report -> gate (exit code)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError, InvalidInput, RunFailed
+from harness.store import RunDir, atomic_write_json, read_json
+from harness.suite import RunSpec, Suite, load_suite, plan, unresolved_variables
+
+console = Console(stderr=True, highlight=False)
+
+
+def _suite_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", help="suite file (TOML), e.g. suites/smoke.toml")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a suite field, e.g. --set model.path=/models/Qwen2.5-7B (repeatable)",
+    )
+
+
+# ---------------------------------------------------------------- validate / plan
+
+
+def configure_validate(parser: argparse.ArgumentParser):
+    _suite_args(parser)
+    parser.add_argument("--no-check-paths", action="store_true", help="skip checking that local paths exist")
+
+    def main(args) -> int:
+        suite = load_suite(args.suite, args.overrides, require_env=False)
+        problems = [] if args.no_check_paths else missing_paths(suite)
+        if problems:
+            raise InvalidInput("\n".join(f"{args.suite}: {p}" for p in problems))
+        runs = plan(suite)
+        print(
+            f"{args.suite}: OK: suite '{suite.name}', {len(runs)} runs "
+            f"({len(suite.stages)} stages x {len(suite.arms)} arms x {len(suite.seeds)} seeds)"
+        )
+        for name in unresolved_variables(args.suite, args.overrides):
+            print(
+                f"{args.suite}: note: ${{{name}}} is not set; `harness run` will need it (export {name}=... or --set)"
+            )
+        return 0
+
+    return main
+
+
+def missing_paths(suite: Suite) -> list[str]:
+    """Local paths named in the suite that do not exist (unset ${VAR}s are left for run time)."""
+    found = []
+    candidates = [("model.path", suite.model.path)]
+    candidates += [(f"stages.{n}.data.path", s.data.path) for n, s in suite.stages.items()]
+    for field, value in candidates:
+        if not value or "${" in value or value.startswith("builtin:"):
+            continue
+        if _looks_local(value) and not Path(value).expanduser().exists():
+            found.append(f"{field}: path {value!r} does not exist; fix the path or pass --set {field}=...")
+    return found
+
+
+def _looks_local(value: str) -> bool:
+    # "org/name" may be a hub id; anything anchored to the file system is a local path.
+    return value.startswith(("/", "./", "../", "~")) or Path(value).exists()
+
+
+def configure_plan(parser: argparse.ArgumentParser):
+    _suite_args(parser)
+    parser.add_argument("--json", action="store_true", help="print the resolved RunSpecs as JSON")
+
+    def main(args) -> int:
+        suite = load_suite(args.suite, args.overrides, require_env=False)
+        runs = plan(suite)
+        if args.json:
+            print(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
+            return 0
+        table = Table(title=f"{suite.name}: {len(runs)} runs, world size {suite.topology.world_size}")
+        for col in ("run", "stage", "arm", "recipe", "seed", "length", "tokens/step", "starts from", "fingerprint"):
+            table.add_column(col)
+        for r in runs:
+            length = f"{r.stage.steps} steps" if r.stage.steps else f"{r.stage.epochs} epochs"
+            tokens = r.stage.global_batch_size * r.stage.seq_len
+            table.add_row(
+                r.run_id,
+                r.stage_name,
+                r.arm,
+                r.recipe,
+                str(r.seed),
+                length,
+                f"{tokens:,}",
+                r.init_from_run or "init",
+                r.fingerprint,
+            )
+        Console(highlight=False, width=200).print(table)
+        return 0
+
+    return main
+
+
+# ---------------------------------------------------------------- train
+
+
+def prepare_run_dir(suite_dir: Path, spec: RunSpec) -> RunDir:
+    """Create runs/<suite>/<run_id>/ with spec.json, refusing to mix in a different configuration."""
+    run_dir = RunDir(suite_dir / spec.run_id)
+    if run_dir.spec.is_file():
+        old = read_json(run_dir.spec, "spec.json")
+        if old.get("fingerprint") != spec.fingerprint or old.get("recipe") != spec.recipe:
+            raise InvalidInput(
+                f"{run_dir.path}: holds a run of a different configuration (fingerprint "
+                f"{old.get('fingerprint')} vs {spec.fingerprint}); keep it by passing another --runs-dir, "
+                "or delete that folder to start over"
+            )
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir.spec, spec.model_dump(mode="json"))
+    return run_dir
+
+
+def train_one(spec: RunSpec, suite_dir: Path, quiet: bool) -> dict:
+    from harness.train.trainer import train
+
+    run_dir = prepare_run_dir(suite_dir, spec)
+    return train(spec, run_dir, quiet=quiet)
+
+
+def _find_spec(suite: Suite, run_id: str) -> RunSpec:
+    specs = {s.run_id: s for s in plan(suite)}
+    if run_id not in specs:
+        raise InvalidInput(f"--run {run_id}: not in suite {suite.name}; runs: {', '.join(specs)}")
+    return specs[run_id]
+
+
+def configure_train(parser: argparse.ArgumentParser):
+    _suite_args(parser)
+    parser.add_argument("--run", required=True, metavar="RUN_ID", help="run id from `harness plan`")
+    parser.add_argument("--runs-dir", help="root of run directories (default: the suite's runs_dir)")
+    parser.add_argument("--quiet", action="store_true", help="plain progress lines for CI logs")
+
+    def main(args) -> int:
+        suite = load_suite(args.suite, args.overrides)
+        spec = _find_spec(suite, args.run)
+        summary = train_one(spec, Path(args.runs_dir or suite.runs_dir) / suite.name, args.quiet)
+        console.print(f"{spec.run_id}: {summary.get('status', 'done')}")
+        return 0
+
+    return main
+
+
+# ---------------------------------------------------------------- run
+
+
+def configure_run(parser: argparse.ArgumentParser):
+    _suite_args(parser)
+    parser.add_argument("--stage", action="append", help="only this stage (repeatable)")
+    parser.add_argument("--arm", action="append", help="only this arm (repeatable)")
+    parser.add_argument("--skip-eval", action="store_true", help="train only; compare without scores")
+    parser.add_argument("--runs-dir", help="root of run directories (default: the suite's runs_dir)")
+    parser.add_argument("--report-dir", help="where the report goes (default: reports/<suite>)")
+    parser.add_argument("--quiet", action="store_true", help="plain progress lines for CI logs")
+
+    def main(args) -> int:
+        suite = load_suite(args.suite, args.overrides)
+        problems = missing_paths(suite)
+        if problems:
+            raise InvalidInput("\n".join(f"{args.suite}: {p}" for p in problems))
+        suite_dir = Path(args.runs_dir or suite.runs_dir) / suite.name
+        report_dir = Path(args.report_dir or Path("reports") / suite.name)
+        return run_suite(
+            suite, suite_dir, report_dir, stages=args.stage, arms=args.arm, skip_eval=args.skip_eval, quiet=args.quiet
+        )
+
+    return main
+
+
+def run_suite(
+    suite: Suite, suite_dir: Path, report_dir: Path, *, stages=None, arms=None, skip_eval=False, quiet=False
+) -> int:
+    """Train and evaluate every planned run, then compare, report and gate. Returns the exit code."""
+    specs = [s for s in plan(suite) if (not stages or s.stage_name in stages) and (not arms or s.arm in arms)]
+    if not specs:
+        raise InvalidInput(f"suite {suite.name}: --stage/--arm select no run")
+    failed: dict[str, str] = {}
+    for spec in specs:
+        if spec.init_from_run in failed:
+            failed[spec.run_id] = f"skipped: {spec.init_from_run} failed"
+            console.print(f"[red]{spec.run_id}: {failed[spec.run_id]}[/red]")
+            continue
+        console.rule(f"train {spec.run_id} ({spec.recipe})")
+        try:
+            train_one(spec, suite_dir, quiet)
+        except RunFailed as exc:
+            failed[spec.run_id] = str(exc)
+            console.print(f"[red]{spec.run_id} failed: {exc}[/red]")
+            continue
+        if spec.stage.evaluate and suite.eval.benchmarks and not skip_eval:
+            from harness.eval.runner import evaluate_run
+
+            console.rule(f"eval {spec.run_id}")
+            evaluate_run(RunDir(suite_dir / spec.run_id), quiet=quiet)
+    return _analyse(suite, suite_dir, report_dir, failed)
+
+
+def _analyse(suite: Suite, suite_dir: Path, report_dir: Path, failed: dict[str, str]) -> int:
+    from harness.analysis.compare import compare_suite
+    from harness.gate import run_gates
+    from harness.report.html import write_report
+
+    console.rule("compare, report, gate")
+    parity = compare_suite(suite_dir, gates=suite.gates)
+    index_html = write_report(suite_dir, report_dir)
+    result = run_gates(parity, suite.gates)
+    print(result.table())
+    print(f"report: {index_html}")
+    if failed:
+        for run_id, reason in failed.items():
+            print(f"run failed: {run_id}: {reason}", file=sys.stderr)
+        return RunFailed.exit_code
+    return result.exit_code
+
+
+__all__ = ["configure_validate", "configure_plan", "configure_train", "configure_run", "run_suite", "HarnessError"]

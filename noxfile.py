@@ -1,0 +1,79 @@
+"""Sessions: tests, lint, smoke, parity-1.5b, parity-7b, bench.
+
+    nox -s smoke                      # the whole pipeline on the tiny CPU suite
+    nox -s tests                      # the test suite (what CI runs)
+    nox -s parity-7b -- --set model.path=/models/Qwen2.5-7B --set stages.sft.data.path=/data/sft.jsonl
+    nox -s parity-7b -- --nnodes 2 --node-rank 0 --rdzv-endpoint head:29500   # two nodes
+
+torch is installed first and never by the package's own dependencies: CPU sessions take
+HARNESS_TORCH (default torch==2.13.0, the CPU build); GPU sessions use the cluster's torch,
+Transformer Engine and torchao through the system site-packages.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+TORCH = os.environ.get("HARNESS_TORCH", "torch==2.13.0")
+LAUNCH_FLAGS = {"--nnodes", "--nproc-per-node", "--node-rank", "--rdzv-endpoint", "--slurm"}
+
+
+def _install_cpu(session: nox.Session, extras: str = "") -> None:
+    session.install(TORCH)
+    session.install("-e", f".{extras}")
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """The test suite on CPU (pytest's exit 5, no tests collected, counts as a failure here)."""
+    _install_cpu(session, "[test,tensorboard]")
+    session.run("pytest", "-q", *session.posargs, env={"CUDA_VISIBLE_DEVICES": ""})
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    session.run("ruff", "format", "--check", "harness", "tests", "noxfile.py")
+
+
+@nox.session(python="3.11")
+def smoke(session: nox.Session) -> None:
+    """Train bf16 and emulated FP8 on the tiny suite, evaluate, compare, report and gate."""
+    _install_cpu(session)
+    session.run("harness", "run", "suites/smoke.toml", *session.posargs)
+
+
+def _parity(session: nox.Session, suite: str) -> None:
+    # The cluster's torch/TE/torchao stay as they are: the package adds only pure-Python needs.
+    session.install("-e", ".")
+    args = list(session.posargs)
+    if LAUNCH_FLAGS & {a.split("=")[0] for a in args}:
+        session.run("harness", "launch", f"suites/{suite}.toml", *args)
+    else:
+        session.run("harness", "run", f"suites/{suite}.toml", *args)
+
+
+@nox.session(name="parity-1.5b", venv_params=["--system-site-packages"])
+def parity_1_5b(session: nox.Session) -> None:
+    """Qwen2.5-1.5B BF16 vs te:blockwise (posargs: --set overrides or launch flags)."""
+    _parity(session, "parity-1.5b")
+
+
+@nox.session(name="parity-7b", venv_params=["--system-site-packages"])
+def parity_7b(session: nox.Session) -> None:
+    """Qwen2.5-7B BF16 vs te:blockwise (posargs: --set overrides or launch flags)."""
+    _parity(session, "parity-7b")
+
+
+@nox.session(venv_params=["--system-site-packages"])
+def bench(session: nox.Session) -> None:
+    """Microbenchmarks of FP8 recipes vs BF16 on a GPU (pytest-benchmark); skips cleanly without one."""
+    session.install("-e", ".[test]")
+    if not os.path.isdir("benchmarks"):
+        session.error("benchmarks/ does not exist yet: the benchmark suite is issue 8 (not available yet)")
+    session.run("pytest", "benchmarks", "--benchmark-only", *session.posargs)
