@@ -21,7 +21,7 @@ from harness.suite import RunSpec, Suite, load_suite, plan, unresolved_variables
 console = Console(stderr=True, highlight=False)
 
 
-def _suite_args(parser: argparse.ArgumentParser) -> None:
+def suite_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", help="suite file (TOML), e.g. suites/smoke.toml")
     parser.add_argument(
         "--set",
@@ -37,7 +37,7 @@ def _suite_args(parser: argparse.ArgumentParser) -> None:
 
 
 def configure_validate(parser: argparse.ArgumentParser):
-    _suite_args(parser)
+    suite_args(parser)
     parser.add_argument("--no-check-paths", action="store_true", help="skip checking that local paths exist")
 
     def main(args) -> int:
@@ -78,7 +78,7 @@ def _looks_local(value: str) -> bool:
 
 
 def configure_plan(parser: argparse.ArgumentParser):
-    _suite_args(parser)
+    suite_args(parser)
     parser.add_argument("--json", action="store_true", help="print the resolved RunSpecs as JSON")
 
     def main(args) -> int:
@@ -144,7 +144,7 @@ def _find_spec(suite: Suite, run_id: str) -> RunSpec:
 
 
 def configure_train(parser: argparse.ArgumentParser):
-    _suite_args(parser)
+    suite_args(parser)
     parser.add_argument("--run", required=True, metavar="RUN_ID", help="run id from `harness plan`")
     parser.add_argument("--runs-dir", help="root of run directories (default: the suite's runs_dir)")
     parser.add_argument("--quiet", action="store_true", help="plain progress lines for CI logs")
@@ -163,7 +163,7 @@ def configure_train(parser: argparse.ArgumentParser):
 
 
 def configure_run(parser: argparse.ArgumentParser):
-    _suite_args(parser)
+    suite_args(parser)
     parser.add_argument("--stage", action="append", help="only this stage (repeatable)")
     parser.add_argument("--arm", action="append", help="only this arm (repeatable)")
     parser.add_argument("--skip-eval", action="store_true", help="train only; compare without scores")
@@ -186,30 +186,44 @@ def configure_run(parser: argparse.ArgumentParser):
 
 
 def run_suite(
-    suite: Suite, suite_dir: Path, report_dir: Path, *, stages=None, arms=None, skip_eval=False, quiet=False
+    suite: Suite,
+    suite_dir: Path,
+    report_dir: Path,
+    *,
+    stages=None,
+    arms=None,
+    skip_eval=False,
+    quiet=False,
+    train_fn=None,
 ) -> int:
-    """Train and evaluate every planned run, then compare, report and gate. Returns the exit code."""
+    """Train and evaluate every planned run, then compare, report and gate. Returns the exit code.
+
+    train_fn(spec, suite_dir, quiet) trains one run; the default trains in this process,
+    `harness launch` passes one that starts torchrun.
+    """
+    train_fn = train_fn or train_one
     specs = [s for s in plan(suite) if (not stages or s.stage_name in stages) and (not arms or s.arm in arms)]
     if not specs:
         raise InvalidInput(f"suite {suite.name}: --stage/--arm select no run")
     failed: dict[str, str] = {}
-    for spec in specs:
+    for spec in specs:  # train everything first, so other nodes' agents never wait on our evals
         if spec.init_from_run in failed:
             failed[spec.run_id] = f"skipped: {spec.init_from_run} failed"
             console.print(f"[red]{spec.run_id}: {failed[spec.run_id]}[/red]")
             continue
         console.rule(f"train {spec.run_id} ({spec.recipe})")
         try:
-            train_one(spec, suite_dir, quiet)
+            train_fn(spec, suite_dir, quiet)
         except RunFailed as exc:
             failed[spec.run_id] = str(exc)
             console.print(f"[red]{spec.run_id} failed: {exc}[/red]")
-            continue
-        if spec.stage.evaluate and suite.eval.benchmarks and not skip_eval:
-            from harness.eval.runner import evaluate_run
+    if suite.eval.benchmarks and not skip_eval:
+        from harness.eval.runner import evaluate_run
 
-            console.rule(f"eval {spec.run_id}")
-            evaluate_run(RunDir(suite_dir / spec.run_id), quiet=quiet)
+        for spec in specs:
+            if spec.stage.evaluate and spec.run_id not in failed:
+                console.rule(f"eval {spec.run_id}")
+                evaluate_run(RunDir(suite_dir / spec.run_id), quiet=quiet)
     return _analyse(suite, suite_dir, report_dir, failed)
 
 

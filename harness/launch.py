@@ -1,0 +1,133 @@
+"""`harness launch`: run a suite's training under torchrun, on one node, two nodes or Slurm.
+
+Every node runs the same command with its own --node-rank; the agents meet at the
+rendezvous endpoint (torch.distributed's c10d rendezvous). Each planned run is one torchrun
+job whose ranks call `harness train SUITE --run RUN_ID`. Node rank 0 then evaluates,
+compares, reports and gates; other nodes only train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.errors import InvalidInput, RunFailed
+from harness.pipeline import suite_args, prepare_run_dir, run_suite
+from harness.store import RunDir, atomic_write_text
+from harness.suite import RunSpec, load_suite, plan
+
+
+def torchrun_command(
+    suite_path: str,
+    spec: RunSpec,
+    *,
+    nnodes: int,
+    nproc_per_node: int,
+    node_rank: int,
+    rdzv_endpoint: str,
+    overrides: list[str],
+    runs_dir: str,
+) -> list[str]:
+    """The argv that starts this node's torchrun agent for one run (no shell involved)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nnodes={nnodes}", f"--nproc-per-node={nproc_per_node}"]
+    if nnodes == 1 and rdzv_endpoint in ("", "localhost:0"):
+        cmd.append("--standalone")
+    else:
+        cmd += [
+            f"--node-rank={node_rank}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={rdzv_endpoint}",
+            f"--rdzv-id={spec.suite}-{spec.run_id}",
+        ]
+    cmd += ["-m", "harness.cli", "train", suite_path, "--run", spec.run_id, "--runs-dir", runs_dir, "--quiet"]
+    for item in overrides:
+        cmd += ["--set", item]
+    return cmd
+
+
+def topology_overrides(nnodes: int, nproc_per_node: int) -> list[str]:
+    # The topology is part of the matched fingerprint, so it travels as suite overrides.
+    return [f"topology.nnodes={nnodes}", f"topology.nproc_per_node={nproc_per_node}"]
+
+
+def slurm_script(suite_path: str, args: argparse.Namespace, port: int = 29500) -> str:
+    """An sbatch script that starts one `harness launch` (one torchrun agent) per node."""
+    sets = " ".join(f"--set {shlex.quote(o)}" for o in args.overrides)
+    return f"""#!/bin/bash
+#SBATCH --job-name=harness-{Path(suite_path).stem}
+#SBATCH --nodes={args.nnodes}
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node={args.nproc_per_node}
+#SBATCH --exclusive
+#SBATCH --output=harness-%j.log
+set -euo pipefail
+head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+# One task per node: each runs a torchrun agent for every planned run, rank 0 also reports.
+srun --kill-on-bad-exit=1 bash -c 'harness launch {shlex.quote(suite_path)} \\
+    --nnodes "$SLURM_NNODES" --nproc-per-node {args.nproc_per_node} \\
+    --node-rank "$SLURM_NODEID" --rdzv-endpoint "'"$head"':{port}" {sets}'
+"""
+
+
+def configure_launch(parser: argparse.ArgumentParser):
+    suite_args(parser)
+    parser.add_argument("--nnodes", type=int, default=1)
+    parser.add_argument("--nproc-per-node", type=int, default=1)
+    parser.add_argument("--node-rank", type=int, default=0)
+    parser.add_argument("--rdzv-endpoint", default="", help="HOST:PORT of node rank 0 (required for --nnodes > 1)")
+    parser.add_argument("--slurm", action="store_true", help="write an sbatch script instead of running")
+    parser.add_argument("--runs-dir", help="root of run directories (default: the suite's runs_dir)")
+    parser.add_argument("--report-dir", help="where the report goes (default: reports/<suite>)")
+    parser.add_argument("--skip-eval", action="store_true")
+    parser.add_argument("--dry-run", action="store_true", help="print the torchrun commands only")
+
+    def main(args) -> int:
+        if args.nnodes < 1 or args.nproc_per_node < 1:
+            raise InvalidInput("--nnodes and --nproc-per-node must be at least 1")
+        if args.nnodes > 1 and not args.slurm and ":" not in args.rdzv_endpoint:
+            raise InvalidInput("--rdzv-endpoint HOST:PORT is required with --nnodes > 1 (node rank 0's address)")
+        if args.slurm:
+            path = Path(f"harness-{Path(args.suite).stem}.sbatch")
+            atomic_write_text(path, slurm_script(args.suite, args))
+            print(f"wrote {path}; submit it with: sbatch {path}")
+            return 0
+        overrides = [*args.overrides, *topology_overrides(args.nnodes, args.nproc_per_node)]
+        suite = load_suite(args.suite, overrides)
+        runs_dir = args.runs_dir or suite.runs_dir
+        suite_dir = Path(runs_dir) / suite.name
+
+        def train_with_torchrun(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
+            cmd = torchrun_command(
+                args.suite,
+                spec,
+                nnodes=args.nnodes,
+                nproc_per_node=args.nproc_per_node,
+                node_rank=args.node_rank,
+                rdzv_endpoint=args.rdzv_endpoint,
+                overrides=overrides,
+                runs_dir=runs_dir,
+            )
+            print(shlex.join(cmd), file=sys.stderr)
+            if args.dry_run:
+                return
+            prepare_run_dir(suite_dir, spec)
+            code = subprocess.call(cmd)
+            if code != 0:
+                run_dir = RunDir(suite_dir / spec.run_id)
+                manifest = run_dir.read_manifest() if run_dir.manifest.is_file() else {}
+                reason = manifest.get("reason") or f"torchrun exited {code}"
+                raise RunFailed(f"{spec.run_id}: {reason}")
+
+        if args.dry_run or args.node_rank != 0:
+            for spec in plan(suite):
+                train_with_torchrun(spec, suite_dir, True)
+            return 0
+        report_dir = Path(args.report_dir or Path("reports") / suite.name)
+        return run_suite(
+            suite, suite_dir, report_dir, skip_eval=args.skip_eval, quiet=True, train_fn=train_with_torchrun
+        )
+
+    return main
