@@ -1,0 +1,113 @@
+"""manifest.json: what ran, where, with which software, and how it ended.
+
+Versions come from installed distribution metadata (no heavy imports); the harness git sha from
+`git rev-parse HEAD` in the package's checkout (None outside a git repository).
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import harness
+
+# distribution names to try for each reported package (first installed one wins)
+_DISTRIBUTIONS = {
+    "torch": ("torch",),
+    "transformer_engine": ("transformer-engine", "transformer_engine", "transformer-engine-torch"),
+    "torchao": ("torchao",),
+    "transformers": ("transformers",),
+    "nvidia_ml_py": ("nvidia-ml-py",),
+}
+
+
+def utc_now() -> str:
+    """ISO 8601 UTC timestamp with seconds, e.g. 2026-11-25T10:51:41Z."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def package_version(*names: str) -> str | None:
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def git_sha(where: Path | None = None) -> str | None:
+    """HEAD of the git checkout holding `where` (default: the harness package); None if not in one."""
+    where = where or Path(harness.__file__).resolve().parent
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = done.stdout.strip()
+    return sha if done.returncode == 0 and sha else None
+
+
+def driver_version() -> str | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            version = pynvml.nvmlSystemGetDriverVersion()
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no library, no driver, no GPU: the manifest says None
+        return None
+    return version.decode() if isinstance(version, bytes) else str(version)
+
+
+def versions() -> dict[str, str | None]:
+    """python, torch, cuda, driver, transformer_engine, torchao, transformers, harness and friends."""
+    import torch
+
+    found = {"python": platform.python_version(), "cuda": torch.version.cuda, "driver": driver_version()}
+    found.update({key: package_version(*names) for key, names in _DISTRIBUTIONS.items()})
+    found["harness"] = harness.__version__
+    return found
+
+
+def gpu_info(device) -> dict:
+    """Model of the GPU this process trains on and how many this host shows; None on CPU."""
+    import torch
+
+    if getattr(device, "type", None) != "cuda" or not torch.cuda.is_available():
+        return {"model": None, "count": 0}
+    return {"model": torch.cuda.get_device_name(device), "count": torch.cuda.device_count()}
+
+
+def build_manifest(spec, *, device, world_size: int, emulated: bool, nvml: dict) -> dict:
+    """The manifest written when a run starts (status running); finish() adds ended_at and status."""
+    return {
+        "run_id": spec.run_id,
+        "suite": spec.suite,
+        "stage": spec.stage_name,
+        "arm": spec.arm,
+        "recipe": spec.recipe,
+        "seed": spec.seed,
+        "fingerprint": spec.fingerprint,
+        "emulated": emulated,
+        "status": "running",
+        "reason": None,
+        "started_at": utc_now(),
+        "ended_at": None,
+        "versions": versions(),
+        "git_sha": git_sha(),
+        "device": str(device),
+        "gpu": gpu_info(device),
+        "world_size": world_size,
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "argv": list(sys.argv),
+        "nvml": nvml,
+    }
