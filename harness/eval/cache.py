@@ -1,0 +1,55 @@
+"""Resumable generations: one JSON line per finished (problem_id, sample_index), flushed as it lands.
+
+Each line carries a `key` (hash of checkpoint, backend and generation settings); lines whose
+key differs from the current one are ignored, so changing max_tokens or retraining the model
+regenerates instead of silently mixing outputs. A torn last line (killed mid-write) is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+
+def settings_key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def checkpoint_stamp(checkpoint: Path) -> dict:
+    """Size and mtime of the weight files: a retrained checkpoint gets a new cache key."""
+    files = sorted(checkpoint.glob("*.safetensors")) + sorted(checkpoint.glob("*.bin"))
+    return {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files}
+
+
+class GenerationCache:
+    def __init__(self, path: str | Path, key: str):
+        self.path = Path(path)
+        self.key = key
+        self.stale = 0  # lines from other settings, ignored
+
+    def load(self) -> dict[tuple[str, int], dict]:
+        """Finished samples with the current key: (problem_id, sample_index) -> record."""
+        done: dict[tuple[str, int], dict] = {}
+        self.stale = 0
+        if not self.path.is_file():
+            return done
+        for line in self.path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # torn line from a kill
+            if not isinstance(record, dict) or record.get("key") != self.key:
+                self.stale += 1
+                continue
+            done[(str(record["problem_id"]), int(record["sample_index"]))] = record
+        return done
+
+    def append(self, problem_id: str, sample_index: int, seed: int, output: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(
+            {"key": self.key, "problem_id": problem_id, "sample_index": sample_index, "seed": seed, "output": output}
+        )
+        with self.path.open("a") as fh:
+            fh.write(line + "\n")
+            fh.flush()

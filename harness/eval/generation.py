@@ -1,0 +1,155 @@
+"""What a generation backend is: requests in, (request, text) pairs out as each one finishes.
+
+Every sample has its own seed derived from (eval seed, benchmark, problem id, sample index):
+with k samples per problem, one fixed seed would make all k samples identical on a server
+that honours per-request seeds. `OpenAIChatGenerator` talks to any OpenAI-compatible server
+(the vLLM server the harness starts); `harness.eval.hf_backend` generates in-process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Protocol
+
+from harness.errors import RunFailed
+
+
+@dataclass(frozen=True)
+class Request:
+    problem_id: str
+    sample_index: int
+    messages: tuple[dict, ...]  # chat turns, e.g. ({"role": "user", "content": ...},)
+    seed: int
+    max_tokens: int
+    temperature: float
+    top_p: float
+
+
+class Generator(Protocol):
+    name: str
+
+    def _post(self, http: urllib.request.Request) -> dict:
+        """POST with a few retries on dropped connections (a busy server); HTTP errors are not retried."""
+        for attempt in range(self.retries + 1):
+            try:
+                with urllib.request.urlopen(http, timeout=self.timeout_s) as response:
+                    return json.loads(response.read())
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")[:500]
+                raise RunFailed(f"{self.base_url} answered HTTP {exc.code}: {detail}") from None
+            except (urllib.error.URLError, ConnectionError) as exc:
+                if self.on_error:
+                    self.on_error(exc)  # a dead server raises here, with its log, instead of being retried
+                if attempt == self.retries:
+                    raise
+                time.sleep(0.5 * 2**attempt)  # back off before retrying a dropped connection
+        raise AssertionError("unreachable")
+
+    def generate(self, requests: list[Request]) -> Iterator[tuple[Request, str]]:
+        """Yield (request, output text) as each finishes, in any order."""
+        ...
+
+
+def sample_seed(eval_seed: int, benchmark: str, problem_id: str, sample_index: int) -> int:
+    """A 31-bit seed unique to one sample, stable across runs and arms (so arms are paired)."""
+    blob = f"{eval_seed}|{benchmark}|{problem_id}|{sample_index}".encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") & 0x7FFFFFFF
+
+
+class OpenAIChatGenerator:
+    """Chat completions over HTTP with `concurrency` requests in flight; no client library needed."""
+
+    name = "openai_api"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        concurrency: int = 64,
+        timeout_s: float = 3600.0,
+        retries: int = 3,
+        on_error: Callable[[Exception], None] | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.on_error = on_error  # e.g. the server's liveness check, which raises with its log tail
+
+    def _complete(self, request: Request) -> str:
+        body = {
+            "model": self.model,
+            "messages": list(request.messages),
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "seed": request.seed,
+            "n": 1,
+        }
+        http = urllib.request.Request(
+            f"{self.base_url}/v1/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        reply = self._post(http)
+        message = reply["choices"][0]["message"]
+        # Servers with a reasoning parser split the thinking out; keep it so `</think>` handling is uniform.
+        thinking = message.get("reasoning_content") or message.get("reasoning")
+        content = message.get("content") or ""
+        return f"{thinking}</think>{content}" if thinking else content
+
+    def _post(self, http: urllib.request.Request) -> dict:
+        """POST with a few retries on dropped connections (a busy server); HTTP errors are not retried."""
+        for attempt in range(self.retries + 1):
+            try:
+                with urllib.request.urlopen(http, timeout=self.timeout_s) as response:
+                    return json.loads(response.read())
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")[:500]
+                raise RunFailed(f"{self.base_url} answered HTTP {exc.code}: {detail}") from None
+            except (urllib.error.URLError, ConnectionError) as exc:
+                if self.on_error:
+                    self.on_error(exc)  # a dead server raises here, with its log, instead of being retried
+                if attempt == self.retries:
+                    raise
+                time.sleep(0.5 * 2**attempt)  # back off before retrying a dropped connection
+        raise AssertionError("unreachable")
+
+    def generate(self, requests: list[Request]) -> Iterator[tuple[Request, str]]:
+        pending = iter(requests)
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            in_flight = {pool.submit(self._complete, r): r for r in _take(pending, self.concurrency)}
+            try:
+                while in_flight:
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        request = in_flight.pop(future)
+                        try:
+                            text = future.result()
+                        except (urllib.error.URLError, OSError, KeyError, json.JSONDecodeError) as exc:
+                            if self.on_error:
+                                self.on_error(exc)
+                            raise RunFailed(f"generation request to {self.base_url} failed: {exc}") from None
+                        yield request, text
+                        for nxt in _take(pending, 1):
+                            in_flight[pool.submit(self._complete, nxt)] = nxt
+            finally:
+                for future in in_flight:
+                    future.cancel()
+
+
+def _take(items: Iterator[Request], n: int) -> Iterable[Request]:
+    for _ in range(n):
+        try:
+            yield next(items)
+        except StopIteration:
+            return

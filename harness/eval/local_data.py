@@ -1,0 +1,71 @@
+"""Benchmark data on local disk: find a benchmark's folder and read its records.
+
+Layout (docs/EVAL.md): `<eval.data_dir>/<benchmark>/` (or the benchmark's `path`) holds one or
+more `*.jsonl`, `*.json` (a list of objects) or `*.parquet` files, read in name order. The
+records keep the hub dataset's own columns, so `harness data export` is a plain dump.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.errors import InvalidInput
+
+SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def benchmark_dir(name: str, path: str | None, data_dir: str | Path, base: Path | None = None) -> Path:
+    """The folder of benchmark `name`: its `path` if set, else <data_dir>/<name>; relative paths from `base`."""
+    folder = Path(path) if path else Path(data_dir) / name
+    if not folder.is_absolute() and base is not None:
+        folder = base / folder
+    return folder
+
+
+def read_records(folder: Path, name: str) -> list[dict]:
+    """All records of the data files in `folder`; an error naming the folder and the fix when there are none."""
+    if folder.is_file():
+        files = [folder]
+    elif folder.is_dir():
+        files = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and not p.name.startswith("."))
+    else:
+        files = []
+    if not files:
+        raise InvalidInput(
+            f"{folder}: no data for benchmark {name!r} (expected *.jsonl, *.json or *.parquet files); "
+            f"export it on a machine with network with `harness data export {name} --out <data_dir>`, "
+            f"then set eval.data_dir or eval.benchmarks.{name}.path"
+        )
+    records: list[dict] = []
+    for file in files:
+        records.extend(_read_file(file))
+    return records
+
+
+def _read_file(file: Path) -> list[dict]:
+    try:
+        if file.suffix == ".parquet":
+            import pandas as pd
+
+            return pd.read_parquet(file).to_dict("records")
+        if file.suffix == ".json":
+            data = json.loads(file.read_text())
+            if not isinstance(data, list):
+                raise InvalidInput(f"{file}: expected a JSON list of records")
+            return data
+        return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+    except (json.JSONDecodeError, OSError, ValueError) as exc:
+        raise InvalidInput(
+            f"{file}: unreadable benchmark file ({exc}); re-export it with `harness data export`"
+        ) from None
+
+
+def require(record: dict, fields: tuple[str, ...], name: str, index: int) -> None:
+    """Fail clearly when a record lacks a field the benchmark needs."""
+    missing = [f for f in fields if f not in record]
+    if missing:
+        raise InvalidInput(
+            f"benchmark {name}: record {index} lacks field(s) {missing}; it has {sorted(record)}. "
+            "See docs/EVAL.md for each benchmark's columns"
+        )

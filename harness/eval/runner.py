@@ -1,0 +1,223 @@
+"""Evaluate a checkpoint on benchmarks: generate (resumably), score, write per-sample rows and a summary.
+
+    eval/<bench>/generations.jsonl  cache, one line per finished sample (resume skips them)
+    eval/<bench>/samples.parquet    problem_id, sample_index, prompt, output, extracted, target, score
+    eval/<bench>/summary.json       benchmark, avg_at_k, pass_at_1, k, n_problems, n_samples, backend, ...
+    eval/vllm.log                   the server's log when backend = vllm
+
+Data for every benchmark is loaded before any model or server starts, so a missing folder
+fails in a second, not after a model load.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import InvalidInput
+from harness.eval.benchmarks import ARITH_SIZE, Benchmark, Problem, get_benchmark
+from harness.eval.cache import GenerationCache, checkpoint_stamp, settings_key
+from harness.eval.generation import Generator, Request, sample_seed
+from harness.eval.local_data import benchmark_dir, read_records
+from harness.eval.summary import summarise, write_results
+from harness.store import RunDir
+from harness.suite import BenchmarkConfig, EvalConfig
+
+GeneratorFactory = Callable[[Path, EvalConfig, Path], AbstractContextManager[Generator]]
+
+
+@dataclass
+class BenchJob:
+    bench: Benchmark
+    config: BenchmarkConfig
+    problems: list[Problem]
+    cache: GenerationCache
+    out_dir: Path
+
+
+def evaluate_run(run_dir: RunDir, benchmarks: list[str] | None = None, *, quiet: bool = False) -> dict[str, dict]:
+    """Evaluate run_dir/checkpoints/final with spec.json's `eval` settings; returns bench -> summary."""
+    run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    spec = run_dir.read_spec()
+    checkpoint = run_dir.checkpoints / "final"
+    names = list(benchmarks or spec.eval.benchmarks)
+    if not names:
+        raise InvalidInput(
+            f"{run_dir.spec}: eval.benchmarks is empty; add e.g. [eval.benchmarks.aime24] to the suite or pass --bench"
+        )
+    return evaluate_checkpoint(checkpoint, run_dir.eval_dir, spec.eval, names, quiet=quiet)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    eval_config: EvalConfig,
+    names: list[str],
+    *,
+    base: Path | None = None,
+    quiet: bool = False,
+    generator_factory: GeneratorFactory | None = None,
+) -> dict[str, dict]:
+    """Evaluate one Hugging Face checkpoint folder; results under out_dir/<bench>/. Relative data paths from `base`."""
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    if not (checkpoint / "config.json").is_file():
+        raise InvalidInput(
+            f"{checkpoint}: no Hugging Face checkpoint here (config.json missing); "
+            "train the run first (`harness train`) or pass a checkpoint folder"
+        )
+    jobs = [_prepare(name, checkpoint, out_dir, eval_config, base) for name in names]
+    todo = {job.bench.name: _missing_requests(job, eval_config.seed) for job in jobs}
+    total = sum(map(len, todo.values()))
+    for job in jobs:
+        if todo[job.bench.name]:
+            # Results of an earlier, different evaluation must not survive next to a half-finished new one.
+            (job.out_dir / "summary.json").unlink(missing_ok=True)
+            (job.out_dir / "samples.parquet").unlink(missing_ok=True)
+            if job.cache.stale:
+                _say(quiet, f"eval {job.bench.name}: ignoring {job.cache.stale} cached samples from other settings")
+    if total:
+        factory = generator_factory or default_generator_factory
+        with factory(checkpoint, eval_config, out_dir) as generator:
+            for job in jobs:
+                _generate(job, todo[job.bench.name], generator, quiet)
+    backend = eval_config.backend
+    results = {}
+    for job in jobs:
+        rows = _score(job)
+        summary = summarise(
+            job.bench.name,
+            rows,
+            k=job.config.samples,
+            backend=backend,
+            checkpoint=checkpoint,
+            config=job.config,
+            eval_config=eval_config,
+        )
+        write_results(job.out_dir, rows, summary)
+        results[job.bench.name] = summary
+        _say(
+            quiet,
+            f"eval {job.bench.name}: avg@{job.config.samples} = {summary['avg_at_k']:.2f} "
+            f"over {summary['n_problems']} problems -> {job.out_dir}",
+        )
+    return results
+
+
+def _prepare(name: str, checkpoint: Path, out_dir: Path, eval_config: EvalConfig, base: Path | None) -> BenchJob:
+    bench = get_benchmark(name)
+    config = eval_config.benchmarks.get(name) or BenchmarkConfig(samples=bench.samples, max_tokens=bench.max_tokens)
+    if bench.generate is not None:
+        problems = bench.generate(config.limit or ARITH_SIZE)
+    else:
+        folder = benchmark_dir(name, config.path, eval_config.data_dir, base)
+        problems = bench.load(read_records(folder, name))
+    problems = problems[: config.limit] if config.limit else problems
+    if not problems:
+        raise InvalidInput(f"benchmark {name}: no problems after filtering; check its data folder and limit")
+    ids = [p.id for p in problems]
+    if len(set(ids)) != len(ids):
+        raise InvalidInput(f"benchmark {name}: duplicate problem ids in its data; each problem needs a unique id")
+    settings = {
+        "benchmark": name,
+        "backend": eval_config.backend,
+        "max_tokens": config.max_tokens,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "seed": eval_config.seed,
+        "checkpoint": str(checkpoint.resolve()),
+        "weights": checkpoint_stamp(checkpoint),
+    }
+    bench_dir = out_dir / name
+    return BenchJob(
+        bench, config, problems, GenerationCache(bench_dir / "generations.jsonl", settings_key(settings)), bench_dir
+    )
+
+
+def _missing_requests(job: BenchJob, eval_seed: int) -> list[Request]:
+    done = job.cache.load()
+    return [
+        Request(
+            p.id,
+            i,
+            ({"role": "user", "content": p.prompt},),
+            sample_seed(eval_seed, job.bench.name, p.id, i),
+            job.config.max_tokens,
+            job.config.temperature,
+            job.config.top_p,
+        )
+        for p in job.problems
+        for i in range(job.config.samples)
+        if (p.id, i) not in done
+    ]
+
+
+def _generate(job: BenchJob, requests: list[Request], generator: Generator, quiet: bool) -> None:
+    if not requests:
+        return
+    total = len(job.problems) * job.config.samples
+    _say(quiet, f"eval {job.bench.name}: generating {len(requests)} of {total} samples with {generator.name}")
+    started = time.monotonic()
+    for count, (request, text) in enumerate(generator.generate(requests), 1):
+        job.cache.append(request.problem_id, request.sample_index, request.seed, text)
+        if not quiet and (count % 50 == 0 or count == len(requests)):
+            _say(quiet, f"  {count}/{len(requests)} ({time.monotonic() - started:.0f} s)")
+
+
+def _score(job: BenchJob) -> list[dict]:
+    done = job.cache.load()
+    pairs = [(p, i, done[(p.id, i)]["output"]) for p in job.problems for i in range(job.config.samples)]
+    missing = [
+        (p.id, i) for p, i in ((p, i) for p in job.problems for i in range(job.config.samples)) if (p.id, i) not in done
+    ]
+    if missing:
+        raise InvalidInput(
+            f"{job.cache.path}: {len(missing)} samples were not generated (first: {missing[0]}); "
+            "re-run the evaluation to finish them"
+        )
+    # Code benchmarks run programs in subprocesses: threads keep every core busy.
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        scored = list(pool.map(lambda item: job.bench.score(item[0], item[2]), pairs))
+    return [
+        {
+            "problem_id": p.id,
+            "sample_index": i,
+            "prompt": p.prompt,
+            "output": text,
+            "extracted": extracted,
+            "target": p.target,
+            "score": float(score),
+        }
+        for (p, i, text), (extracted, score) in zip(pairs, scored, strict=True)
+    ]
+
+
+@contextmanager
+def default_generator_factory(checkpoint: Path, eval_config: EvalConfig, out_dir: Path) -> Iterator[Generator]:
+    """The backend named by eval.backend: a vLLM server the harness starts, or transformers in-process."""
+    if eval_config.backend == "transformers":
+        from harness.eval.hf_backend import TransformersGenerator
+
+        yield TransformersGenerator(checkpoint)
+        return
+    from harness.eval.generation import OpenAIChatGenerator
+    from harness.eval.vllm_server import VllmServer, server_command
+
+    with VllmServer(
+        checkpoint,
+        log_path=out_dir / "vllm.log",
+        tensor_parallel_size=eval_config.tensor_parallel_size,
+        seed=eval_config.seed,
+        command=server_command(),
+    ) as server:
+        yield OpenAIChatGenerator(server.base_url, server.model_name, on_error=server.raise_if_dead)
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)

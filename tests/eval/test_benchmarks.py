@@ -1,0 +1,109 @@
+"""Benchmark loaders read the hub's own columns from local folders and prompt like EvalScope."""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+import zlib
+
+import pytest
+
+from harness.errors import InvalidInput
+from harness.eval.benchmarks import REGISTRY, get_benchmark
+from harness.eval.local_data import benchmark_dir, read_records
+
+
+def _gpqa_record(question="What is 2+2?"):
+    return {
+        "Question": question,
+        "Correct Answer": "4",
+        "Incorrect Answer 1": "3",
+        "Incorrect Answer 2": "5",
+        "Incorrect Answer 3": "22",
+    }
+
+
+def test_registry_has_the_paper_benchmarks_with_infir2_defaults():
+    assert {"aime24", "aime25", "gpqa_diamond", "livecodebench_v5", "arith"} <= set(REGISTRY)
+    assert (REGISTRY["aime24"].samples, REGISTRY["aime24"].max_tokens) == (32, 31000)
+    assert (REGISTRY["gpqa_diamond"].samples, REGISTRY["gpqa_diamond"].max_tokens) == (8, 26000)
+    assert (REGISTRY["livecodebench_v5"].samples, REGISTRY["livecodebench_v5"].max_tokens) == (8, 27000)
+    with pytest.raises(InvalidInput, match="known: aime24"):
+        get_benchmark("aime42")
+
+
+def test_aime_loads_jsonl_and_parquet_folders(tmp_path):
+    import pandas as pd
+
+    folder = tmp_path / "aime24"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text(json.dumps({"id": 60, "problem": "Find x.", "answer": "033"}) + "\n")
+    pd.DataFrame([{"id": 61, "problem": "Find y.", "answer": 5}]).to_parquet(folder / "b.parquet")
+    problems = get_benchmark("aime24").load(read_records(folder, "aime24"))
+    assert [p.id for p in problems] == ["60", "61"] and problems[1].target == "5"
+    assert problems[0].prompt.startswith("Find x.\nPlease reason step by step") and "\\boxed{}" in problems[0].prompt
+    assert get_benchmark("aime24").score(problems[0], "\\boxed{33}") == ("33", 1.0)
+
+
+def test_aime25_accepts_question_column_and_numbers_problems():
+    problems = get_benchmark("aime25").load([{"question": "Q1", "answer": "70"}, {"question": "Q2", "answer": "8"}])
+    assert [p.id for p in problems] == ["aime25-0", "aime25-1"]
+    assert "Solve the following math problem step by step" in problems[0].prompt
+
+
+def test_gpqa_choice_order_is_seeded_per_question():
+    bench = get_benchmark("gpqa_diamond")
+    first, again = bench.load([_gpqa_record()])[0], bench.load([_gpqa_record()])[0]
+    assert first.prompt == again.prompt and first.target == again.target  # every arm sees the same order
+    assert f"{first.target}) 4" in first.prompt and "'ANSWER: [LETTER]'" in first.prompt
+    assert bench.score(first, f"Thinking...\nANSWER: {first.target}")[1] == 1.0
+    targets = {bench.load([_gpqa_record(f"Question {i}?")])[0].target for i in range(20)}
+    assert len(targets) > 1  # the correct letter is not always the same
+
+
+def _lcb_record(qid, date, private):
+    return {
+        "question_id": qid,
+        "question_content": "Add two numbers.",
+        "contest_date": date,
+        "starter_code": "",
+        "public_test_cases": json.dumps([{"input": "1 2\n", "output": "3\n", "testtype": "stdin"}]),
+        "private_test_cases": private,
+        "metadata": "{}",
+    }
+
+
+def test_livecodebench_filters_the_r1_window_and_decodes_private_tests():
+    packed = base64.b64encode(zlib.compress(pickle.dumps(json.dumps([{"input": "5 5\n", "output": "10\n"}])))).decode()
+    records = [
+        _lcb_record("early", "2024-07-31T00:00:00", "[]"),
+        _lcb_record("inside", "2024-09-15T00:00:00", packed),
+        _lcb_record("late", "2025-02-02T00:00:00", "[]"),
+    ]
+    bench = get_benchmark("livecodebench_v5")
+    (problem,) = bench.load(records)
+    assert problem.id == "inside" and problem.meta["inputs"] == ["1 2\n", "5 5\n"]
+    assert "Read the inputs from stdin" in problem.prompt
+    good = "```python\nimport sys\na, b = map(int, sys.stdin.read().split())\nprint(a + b)\n```"
+    assert bench.score(problem, good)[1] == 1.0
+    assert bench.score(problem, good.replace("a + b", "a * b"))[1] == 0.0
+    assert bench.score(problem, "no code") == (None, 0.0)
+
+
+def test_missing_folder_names_the_export_command(tmp_path):
+    folder = benchmark_dir("gpqa_diamond", None, tmp_path / "data")
+    assert folder == tmp_path / "data" / "gpqa_diamond"
+    with pytest.raises(InvalidInput, match="harness data export gpqa_diamond"):
+        read_records(folder, "gpqa_diamond")
+
+
+def test_record_without_required_column_is_named():
+    with pytest.raises(InvalidInput, match="lacks field"):
+        get_benchmark("gpqa_diamond").load([{"Question": "q"}])
+
+
+def test_arith_is_generated_locally_in_aime_schema():
+    problems = get_benchmark("arith").generate(3)
+    assert len(problems) == 3 and all(p.target.isdigit() for p in problems)
+    assert get_benchmark("arith").score(problems[0], f"\\boxed{{{problems[0].target}}}")[1] == 1.0

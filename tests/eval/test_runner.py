@@ -1,0 +1,181 @@
+"""evaluate_checkpoint / evaluate_run: documented files, per-sample seeds, resume, both backends."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from contextlib import contextmanager
+
+import pandas as pd
+import pytest
+from evalkit import make_run_dir
+
+from harness.data.arith import problems
+from harness.errors import InvalidInput
+from harness.eval.runner import evaluate_checkpoint, evaluate_run
+from harness.store import RunDir
+from harness.suite import BenchmarkConfig, EvalConfig
+
+COLUMNS = ["problem_id", "sample_index", "prompt", "output", "extracted", "target", "score"]
+
+
+def _config(backend="transformers", samples=2, max_tokens=8, limit=5, **extra) -> EvalConfig:
+    bench = BenchmarkConfig(samples=samples, max_tokens=max_tokens, limit=limit)
+    return EvalConfig(backend=backend, benchmarks={"arith": bench}, **extra)
+
+
+class ScriptedGenerator:
+    """Answers every arith problem correctly; counts requests; can raise after `stop_after` samples."""
+
+    name = "scripted"
+
+    def __init__(self, stop_after: int | None = None):
+        self.stop_after = stop_after
+        self.requests = []
+        self.answers = {p["id"]: p["answer"] for p in problems(200, "test")}
+
+    def generate(self, requests):
+        for count, request in enumerate(requests):
+            if self.stop_after is not None and count == self.stop_after:
+                raise KeyboardInterrupt  # a kill halfway through
+            self.requests.append(request)
+            yield request, f"\\boxed{{{self.answers[request.problem_id]}}}"
+
+
+def _factory(generator):
+    @contextmanager
+    def factory(checkpoint, eval_config, out_dir):
+        yield generator
+
+    return factory
+
+
+def test_transformers_backend_writes_documented_files(tmp_path, tiny_checkpoint):
+    out = tmp_path / "eval"
+    summary = evaluate_checkpoint(tiny_checkpoint, out, _config(), ["arith"], quiet=True)["arith"]
+    frame = pd.read_parquet(out / "arith" / "samples.parquet")
+    assert list(frame.columns) == COLUMNS and len(frame) == 10
+    assert sorted(set(frame["sample_index"])) == [0, 1] and frame["problem_id"].nunique() == 5
+    on_disk = json.loads((out / "arith" / "summary.json").read_text())
+    assert on_disk["benchmark"] == "arith" and on_disk["backend"] == "transformers"
+    assert on_disk["k"] == 2 and on_disk["n_problems"] == 5 and on_disk["n_samples"] == 10
+    assert on_disk["avg_at_k"] == pytest.approx(100 * frame["score"].mean())
+    assert on_disk["pass_at_1"] == on_disk["avg_at_k"] == summary["avg_at_k"]
+    assert on_disk["generation"]["max_tokens"] == 8 and on_disk["generation"]["temperature"] == 0.65
+    assert "evalscope_rules" in on_disk["versions"]
+    cached = [json.loads(line) for line in (out / "arith" / "generations.jsonl").read_text().splitlines()]
+    assert len({c["seed"] for c in cached}) == 10  # every sample has its own seed
+
+
+def test_sample_text_depends_on_its_seed_not_its_batch(tiny_checkpoint):
+    from harness.eval.generation import Request
+    from harness.eval.hf_backend import TransformersGenerator
+
+    generator = TransformersGenerator(tiny_checkpoint, batch_size=4)
+    turn = ({"role": "user", "content": "Ana has 3 apples and gets 4 more."},)
+    alone = Request("p", 0, turn, 11, 12, 1.0, 1.0)
+    mates = [Request("p", i, turn, 100 + i, 12, 1.0, 1.0) for i in range(1, 4)]
+    text_alone = {r.sample_index: t for r, t in generator.generate([alone])}[0]
+    batched = {r.sample_index: t for r, t in generator.generate([alone, *mates])}
+    assert batched[0] == text_alone
+    assert len(set(batched.values())) > 1  # different seeds, different samples
+
+
+def test_resume_after_kill_generates_only_missing_samples(tmp_path, tiny_checkpoint):
+    out, config = tmp_path / "eval", _config(samples=3, limit=4)  # 12 samples
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_checkpoint(
+            tiny_checkpoint,
+            out,
+            config,
+            ["arith"],
+            quiet=True,
+            generator_factory=_factory(ScriptedGenerator(stop_after=5)),
+        )
+    assert not (out / "arith" / "samples.parquet").exists()  # nothing half-written is left to trust
+    assert len((out / "arith" / "generations.jsonl").read_text().splitlines()) == 5
+    second = ScriptedGenerator()
+    summary = evaluate_checkpoint(
+        tiny_checkpoint, out, config, ["arith"], quiet=True, generator_factory=_factory(second)
+    )["arith"]
+    assert len(second.requests) == 7
+    assert summary["n_samples"] == 12 and summary["avg_at_k"] == 100.0
+    third = ScriptedGenerator()  # everything cached: no generation at all
+    evaluate_checkpoint(tiny_checkpoint, out, config, ["arith"], quiet=True, generator_factory=_factory(third))
+    assert third.requests == []
+
+
+def test_changed_generation_settings_do_not_reuse_the_cache(tmp_path, tiny_checkpoint):
+    out = tmp_path / "eval"
+    evaluate_checkpoint(
+        tiny_checkpoint,
+        out,
+        _config(max_tokens=8),
+        ["arith"],
+        quiet=True,
+        generator_factory=_factory(ScriptedGenerator()),
+    )
+    again = ScriptedGenerator()
+    evaluate_checkpoint(
+        tiny_checkpoint, out, _config(max_tokens=9), ["arith"], quiet=True, generator_factory=_factory(again)
+    )
+    assert len(again.requests) == 10
+
+
+def test_interrupted_new_evaluation_removes_the_old_results(tmp_path, tiny_checkpoint):
+    out = tmp_path / "eval"
+    evaluate_checkpoint(
+        tiny_checkpoint,
+        out,
+        _config(max_tokens=8),
+        ["arith"],
+        quiet=True,
+        generator_factory=_factory(ScriptedGenerator()),
+    )
+    assert (out / "arith" / "summary.json").exists()
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_checkpoint(
+            tiny_checkpoint,
+            out,
+            _config(max_tokens=9),
+            ["arith"],
+            quiet=True,
+            generator_factory=_factory(ScriptedGenerator(stop_after=2)),
+        )
+    assert not (out / "arith" / "summary.json").exists()  # never a summary of other settings next to new samples
+    assert not (out / "arith" / "samples.parquet").exists()
+
+
+def test_evaluate_run_uses_spec_eval_settings(tmp_path, tiny_checkpoint):
+    run = make_run_dir(tmp_path, tiny_checkpoint)  # smoke suite: arith, limit 30, 2 samples, 16 tokens
+    results = evaluate_run(RunDir(run), quiet=True)
+    summary = json.loads((run / "eval" / "arith" / "summary.json").read_text())
+    assert results["arith"]["n_samples"] == summary["n_samples"] == 60
+    assert summary["n_problems"] == 30 and summary["generation"]["max_tokens"] == 16
+    assert len(pd.read_parquet(run / "eval" / "arith" / "samples.parquet")) == 60
+
+
+def test_evaluate_run_without_checkpoint_says_what_to_do(tmp_path):
+    run = make_run_dir(tmp_path, None)
+    with pytest.raises(InvalidInput, match="config.json missing"):
+        evaluate_run(RunDir(run), quiet=True)
+
+
+def test_vllm_backend_runs_through_the_started_server(tmp_path, tiny_checkpoint, fake_vllm_command, monkeypatch):
+    monkeypatch.setenv("HARNESS_VLLM_COMMAND", shlex.join(fake_vllm_command))
+    out = tmp_path / "eval"
+    summary = evaluate_checkpoint(tiny_checkpoint, out, _config(backend="vllm", limit=20), ["arith"], quiet=True)[
+        "arith"
+    ]
+    expected = 100 * sum(p["answer"] == "7" for p in problems(20, "test")) / 20  # the fake always says 7
+    assert summary["backend"] == "vllm" and summary["avg_at_k"] == pytest.approx(expected)
+    assert "fake vllm: serving" in (out / "vllm.log").read_text()
+
+
+def test_missing_benchmark_data_fails_before_any_model_loads(tmp_path, tiny_checkpoint):
+    config = EvalConfig(
+        backend="transformers", data_dir=str(tmp_path / "nowhere"), benchmarks={"aime24": BenchmarkConfig()}
+    )
+    never = ScriptedGenerator(stop_after=0)
+    with pytest.raises(InvalidInput, match="harness data export aime24"):
+        evaluate_checkpoint(tiny_checkpoint, tmp_path / "eval", config, ["aime24"], generator_factory=_factory(never))

@@ -1,0 +1,93 @@
+"""Server lifecycle with a fake `vllm serve`: healthy, fails at start, dies midway; never an orphan."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import InvalidInput, RunFailed
+from harness.eval.generation import OpenAIChatGenerator, Request
+from harness.eval.procs import group_alive
+from harness.eval.vllm_server import VllmServer
+
+
+def _requests(n: int) -> list[Request]:
+    return [Request("p", i, ({"role": "user", "content": "hi"},), 1000 + i, 8, 0.65, 0.95) for i in range(n)]
+
+
+def test_healthy_server_serves_and_is_stopped(tmp_path, fake_vllm_command):
+    server = VllmServer(
+        "/ckpt",
+        log_path=tmp_path / "vllm.log",
+        tensor_parallel_size=2,
+        seed=5,
+        command=fake_vllm_command,
+        startup_timeout_s=60,
+    )
+    with server:
+        pgid = server.process.pid
+        assert server.healthy()
+        generator = OpenAIChatGenerator(
+            server.base_url, server.model_name, concurrency=2, on_error=server.raise_if_dead
+        )
+        outputs = dict((r.sample_index, text) for r, text in generator.generate(_requests(3)))
+    assert outputs == {i: f"seed {1000 + i}: The answer is \\boxed{{7}}." for i in range(3)}
+    assert not group_alive(pgid)  # the server and its worker are gone
+    log = (tmp_path / "vllm.log").read_text()
+    assert "serving /ckpt tp=2 seed=5" in log  # arguments reached the server
+
+
+def test_server_that_exits_at_start_raises_with_log_tail(tmp_path, fake_vllm_command):
+    server = VllmServer(
+        "/ckpt",
+        log_path=tmp_path / "vllm.log",
+        command=[*fake_vllm_command, "--mode", "exit-at-start"],
+        startup_timeout_s=60,
+    )
+    with pytest.raises(RunFailed) as info:
+        server.start()
+    message = str(info.value)
+    assert "exited with code 7" in message and "CUDA out of memory" in message and str(tmp_path) in message
+    assert not group_alive(server.process.pid)
+
+
+def test_server_that_never_gets_healthy_times_out_and_is_stopped(tmp_path, fake_vllm_command):
+    command = [*fake_vllm_command, "--mode", "never-healthy"]
+    server = VllmServer("/ckpt", log_path=tmp_path / "vllm.log", command=command, startup_timeout_s=1.0)
+    with pytest.raises(RunFailed, match="not healthy after 1 s") as info:
+        server.start()
+    assert "fake vllm: serving /ckpt" in str(info.value)  # the log tail comes with the error
+    assert not group_alive(server.process.pid)
+
+
+def test_server_that_dies_midway_raises_and_leaves_no_worker(tmp_path, fake_vllm_command):
+    server = VllmServer(
+        "/ckpt",
+        log_path=tmp_path / "vllm.log",
+        command=[*fake_vllm_command, "--mode", "die-after=2"],
+        startup_timeout_s=60,
+    )
+    got = []
+    with pytest.raises(RunFailed) as info, server:
+        pgid = server.process.pid
+        generator = OpenAIChatGenerator(
+            server.base_url, server.model_name, concurrency=1, on_error=server.raise_if_dead
+        )
+        for request, _ in generator.generate(_requests(5)):
+            got.append(request.sample_index)
+    assert got == [0, 1]
+    assert "died during evaluation" in str(info.value) and "engine core died" in str(info.value)
+    assert not group_alive(pgid)
+
+
+def test_ctrl_c_stops_the_server(tmp_path, fake_vllm_command):
+    server = VllmServer("/ckpt", log_path=tmp_path / "vllm.log", command=fake_vllm_command, startup_timeout_s=60)
+    with pytest.raises(KeyboardInterrupt), server:
+        pgid = server.process.pid
+        raise KeyboardInterrupt
+    assert not group_alive(pgid)
+
+
+def test_missing_vllm_executable_is_invalid_input(tmp_path):
+    server = VllmServer("/ckpt", log_path=tmp_path / "vllm.log", command=["no-such-vllm-binary", "serve"])
+    with pytest.raises(InvalidInput, match="backend = 'transformers'"):
+        server.start()
