@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import HarnessError, InvalidInput, RunFailed
-from harness.store import RunDir, atomic_write_json, read_json
+from harness.store import RunDir, atomic_write_json, index_path, read_json
 from harness.suite import RunSpec, Suite, load_suite, plan, unresolved_variables
 
 console = Console(stderr=True, highlight=False)
@@ -229,13 +229,13 @@ def run_suite(
 
 def _analyse(suite: Suite, suite_dir: Path, report_dir: Path, failed: dict[str, str]) -> int:
     from harness.analysis.compare import compare_suite
-    from harness.gate import run_gates
+    from harness.gate import gate_and_record
     from harness.report.html import write_report
 
     console.rule("compare, report, gate")
     parity = compare_suite(suite_dir, gates=suite.gates)
     index_html = write_report(suite_dir, report_dir)
-    result = run_gates(parity, suite.gates)
+    result = gate_and_record(parity, suite.gates, index_path(suite_dir.parent))
     print(result.table())
     print(f"report: {index_html}")
     if failed:

@@ -21,6 +21,8 @@ from typing import Any
 
 from harness.errors import InvalidInput
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 STATUSES = ("running", "completed", "failed", "interrupted", "imported")
 
 
@@ -37,6 +39,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; reports must be shareable
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

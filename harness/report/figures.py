@@ -1,0 +1,195 @@
+"""Report figures (matplotlib, Agg): inline SVG for the HTML page, PDF and SVG files for papers.
+
+Text in the SVGs is drawn as paths (svg.fonttype "path"), so no font is needed and no string
+from a suite ends up as markup; comments are stripped and element ids are made unique per
+figure so several figures can live inline in one page.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from harness.analysis.loss import DEEPSEEK_V3_BAR  # noqa: E402
+from harness.report.data import ReportData  # noqa: E402
+
+STYLE = {
+    "svg.fonttype": "path",
+    "svg.hashsalt": "harness",  # deterministic ids, so reports diff cleanly
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "legend.frameon": False,
+}
+PALETTE = ("#3b5b92", "#e07b39", "#3a9d5d", "#b23a48", "#7a5195", "#8c8c8c")
+GB = 1e9
+# boxplot's `vert` became `orientation` in matplotlib 3.10 (and `vert` is deprecated there).
+_HORIZONTAL = (
+    {"orientation": "horizontal"}
+    if tuple(map(int, matplotlib.__version__.split(".")[:2])) >= (3, 10)
+    else {"vert": False}
+)
+
+
+def _colors(data: ReportData) -> dict[str, str]:
+    """Baseline arm first (blue), the others in palette order, stable across figures."""
+    base = data.parity.get("baseline_arm")
+    arms = sorted({s.run.spec.arm for s in data.runs.values()}, key=lambda a: (a != base, a))
+    return {arm: PALETTE[i % len(PALETTE)] for i, arm in enumerate(arms)}
+
+
+def loss_figure(data: ReportData, comparison_id: str) -> Figure:
+    """Smoothed loss of both arms (raw faint behind), relative error beneath with the 0.25% bar."""
+    row = next(r for r in data.parity["comparisons"] if r["id"] == comparison_id)
+    curve = data.loss_curves[comparison_id]
+    colors = _colors(data)
+    with plt.rc_context(STYLE):
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.4), sharex=True, height_ratios=(2, 1))
+        for side in ("baseline", "candidate"):
+            series = data.runs[row[side]["run_id"]]
+            color = colors[series.run.spec.arm]
+            raw = [(s, v) for s, v in zip(series.steps, series.loss, strict=True) if v is not None]
+            if raw:
+                top.plot(*zip(*raw, strict=True), color=color, alpha=0.3, lw=0.8)
+            steps, smooth = curve[f"{side}_smoothed"]
+            top.plot(steps, smooth, color=color, lw=1.6, label=series.label)
+        top.set_ylabel("training loss")
+        top.set_title(f"Loss: {comparison_id}")
+        top.legend(loc="upper right")
+        bottom.plot(curve["steps"], [100 * e for e in curve["rel_error"]], color="#444444", lw=1.2)
+        bottom.axhline(100 * DEEPSEEK_V3_BAR, color="#b23a48", ls="--", lw=1, label="0.25% (DeepSeek-V3)")
+        bottom.set_ylabel("rel. error (%)")
+        bottom.set_xlabel("optimiser step")
+        bottom.legend(loc="upper right")
+        fig.tight_layout()
+    return fig
+
+
+def step_time_figure(data: ReportData) -> Figure:
+    """Distribution of steady-state step times per run (box plots with the points)."""
+    series = [s for s in data.runs.values() if s.steady_step_time_s]
+    colors = _colors(data)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * max(1, len(series))))
+        if series:
+            values = [s.steady_step_time_s for s in series]
+            box = ax.boxplot(values, patch_artist=True, widths=0.6, showfliers=False, **_HORIZONTAL)
+            for patch, s in zip(box["boxes"], series, strict=True):
+                patch.set_facecolor(colors[s.run.spec.arm])
+                patch.set_alpha(0.45)
+            for i, v in enumerate(values, 1):
+                ax.plot(v, [i] * len(v), "|", color="#333333", alpha=0.35, ms=6)
+            ax.set_yticks(range(1, len(series) + 1), [s.run.spec.run_id + (" (EMU)" if s.run.emulated else "")
+                                                      for s in series])  # fmt: skip
+        ax.set_xlabel("step time (s), warm-up and checkpoint steps excluded")
+        ax.set_title("Step-time distribution")
+        fig.tight_layout()
+    return fig
+
+
+def nvml_figure(data: ReportData) -> Figure | None:
+    """Device memory used and power over time per run; None when no run has NVML samples."""
+    series = [s for s in data.runs.values() if s.nvml is not None]
+    if not series:
+        return None
+    colors = _colors(data)
+    with plt.rc_context(STYLE):
+        fig, (mem, power) = plt.subplots(1, 2, figsize=(8.0, 2.8))
+        for s in series:
+            frame = s.nvml.groupby("time_s").agg({"memory_used_bytes": "max", "power_w": "sum"}).reset_index()
+            style = {"color": colors[s.run.spec.arm], "lw": 1.2, "ls": "-" if s.run.spec.seed == 0 else ":"}
+            mem.plot(frame["time_s"], frame["memory_used_bytes"] / GB, label=s.run.spec.run_id, **style)
+            power.plot(frame["time_s"], frame["power_w"], **style)
+        mem.set(title="NVML memory used (max over GPUs)", xlabel="time (s)", ylabel="GB")
+        power.set(title="NVML power (sum over GPUs)", xlabel="time (s)", ylabel="W")
+        mem.legend(loc="lower right", fontsize=7)
+        fig.tight_layout()
+    return fig
+
+
+def eval_figure(data: ReportData) -> Figure | None:
+    """Forest plot: FP8 - BF16 avg@k per benchmark and comparison, 95% CI, margin band."""
+    items = [(f"{r['id']} {b}", e) for r in data.parity["comparisons"] if r["status"] == "ok"
+             for b, e in sorted(r["eval"].items())]  # fmt: skip
+    if not items:
+        return None
+    margin = data.parity.get("margin_points") or 0
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 1.4 + 0.4 * len(items)))
+        ax.axvspan(-margin, margin, color="#3a9d5d", alpha=0.12)
+        ax.axvline(0, color="#444444", lw=0.8)
+        for i, (_, e) in enumerate(items):
+            d = e["delta"]
+            ax.errorbar(d["value"], i, xerr=[[d["value"] - d["ci_low"]], [d["ci_high"] - d["value"]]], fmt="o",
+                        color="#3b5b92", capsize=3)  # fmt: skip
+        ax.set_yticks(range(len(items)), [name for name, _ in items])
+        ax.invert_yaxis()
+        ax.set_xlabel(f"FP8 - BF16 avg@k (points), 95% paired bootstrap CI\nshaded: parity margin +/-{margin:g} points")
+        ax.set_title("Evaluation deltas")
+        fig.tight_layout()
+    return fig
+
+
+def all_figures(data: ReportData) -> dict[str, Figure | None]:
+    """name -> figure, in report order (None: not drawable from this suite's data)."""
+    figs: dict[str, Figure | None] = {}
+    for row in data.parity["comparisons"]:
+        if row["id"] in data.loss_curves and data.loss_curves[row["id"]]["steps"]:
+            figs[f"loss-{row['id'].replace('/', '-')}"] = loss_figure(data, row["id"])
+    figs["step-times"] = step_time_figure(data)
+    figs["nvml"] = nvml_figure(data)
+    figs["eval-deltas"] = eval_figure(data)
+    return figs
+
+
+_ID = re.compile(r'\bid="([^"]+)"')
+
+
+def inline_svg(fig: Figure, prefix: str) -> str:
+    """The figure as an <svg> element for inlining: no XML prolog or comments, ids prefixed."""
+    buf = io.StringIO()
+    with plt.rc_context(STYLE):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.DOTALL)
+    prefix = re.sub(r"[^A-Za-z0-9_-]", "-", prefix)
+    for old in set(_ID.findall(svg)):
+        new = f"{prefix}-{old}"
+        svg = svg.replace(f'id="{old}"', f'id="{new}"').replace(f"#{old})", f"#{new})")
+        svg = svg.replace(f'href="#{old}"', f'href="#{new}"')
+    for _ in range(2):  # drop the fixed size; the viewBox and CSS scale it to the page
+        svg = re.sub(r'(<svg[^>]*?)\s(?:width|height)="[^"]*"', r"\1", svg, count=1)
+    return svg
+
+
+def write_figures(figs: dict[str, Figure | None], out_dir: Path) -> list[Path]:
+    """Each figure as PDF and SVG under out_dir (for papers); returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with plt.rc_context(STYLE):
+        for name, fig in figs.items():
+            if fig is None:
+                continue
+            for ext in ("pdf", "svg"):
+                path = out_dir / f"{name}.{ext}"
+                fig.savefig(path, format=ext, metadata={"CreationDate": None} if ext == "pdf" else {"Date": None})
+                paths.append(path)
+    return paths
+
+
+def close_all(figs: dict[str, Figure | None]) -> None:
+    for fig in figs.values():
+        if fig is not None:
+            plt.close(fig)

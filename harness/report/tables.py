@@ -1,0 +1,98 @@
+"""Headline and eval tables as rows, LaTeX (booktabs) and Markdown, from a parity.json.
+
+The headline is in InfiR2's terms: time reduction, memory reduction, throughput increase and
+the score of each arm, per stage and FP8 arm (averaged over seeds).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.store import atomic_write_text
+
+
+def _pct(value: float | None, sign: bool = True) -> str:
+    return "-" if value is None else (f"{value:+.1f}%" if sign else f"{value:.1f}%")
+
+
+def _num(value: float | None, fmt: str = ".1f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def headline_rows(parity: dict) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows): one row per (stage, FP8 arm), averaged over seeds."""
+    benches = sorted({b for s in parity.get("summary", []) for b in s["scores"]})
+    headers = ["Stage", "Arm", "Time reduction", "Memory reduction", "Throughput increase", "Speed-up",
+               *[f"{b} (BF16 / FP8)" for b in benches], "Verdict"]  # fmt: skip
+    rows = []
+    for s in parity.get("summary", []):
+        arm = f"{s['arm']} ({s['recipe']})" + (" EMULATED" if s["emulated"] else "")
+        scores = [
+            f"{_num(s['scores'][b]['baseline'])} / {_num(s['scores'][b]['candidate'])}" if b in s["scores"] else "-"
+            for b in benches
+        ]
+        speedup = "-" if s["speedup"] is None else f"{s['speedup']:.3f}x"
+        verdict = s["verdict"] + (f" (seeds {s['failed_seeds']} failed)" if s["failed_seeds"] else "")
+        rows.append([s["stage"], arm, _pct(s["time_reduction_pct"], False), _pct(s["memory_reduction_pct"], False),
+                     _pct(s["throughput_increase_pct"], False), speedup, *scores, verdict])  # fmt: skip
+    return headers, rows
+
+
+def eval_rows(parity: dict) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows): one row per comparison and benchmark, delta with its 95% CI."""
+    headers = ["Comparison", "Benchmark", "k", "Problems", "BF16 avg@k", "FP8 avg@k", "Delta [95% CI]", "Margin",
+               "Verdict"]  # fmt: skip
+    rows = []
+    for row in parity.get("comparisons", []):
+        label = row["id"] + (" EMULATED" if row.get("emulated") else "")
+        for bench, e in sorted(row.get("eval", {}).items()):
+            d = e["delta"]
+            rows.append([label, bench, str(e["k"]), str(e["n_problems"]), _num(e["baseline_avg_at_k"]),
+                         _num(e["candidate_avg_at_k"]), f"{d['value']:+.1f} [{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]",
+                         f"+/-{e['margin_points']:g}", e["verdict"]])  # fmt: skip
+    return headers, rows
+
+
+def to_markdown(headers: list[str], rows: list[list[str]]) -> str:
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(cell, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX.get(ch, ch) for ch in str(text))
+
+
+def to_latex(headers: list[str], rows: list[list[str]], caption: str, label: str) -> str:
+    """A booktabs table (needs \\usepackage{booktabs})."""
+    spec = "ll" + "r" * (len(headers) - 2)
+    body = [" & ".join(latex_escape(c) for c in r) + r" \\" for r in rows]
+    return "\n".join([
+        r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{latex_escape(caption)}}}",
+        rf"\label{{{label}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+        " & ".join(latex_escape(h) for h in headers) + r" \\", r"\midrule", *body, r"\bottomrule",
+        r"\end{tabular}", r"\end{table}", "",
+    ])  # fmt: skip
+
+
+def write_tables(parity: dict, out_dir: Path) -> list[Path]:
+    """headline.{md,tex} and eval.{md,tex} under out_dir; returns the paths written."""
+    suite = parity.get("suite", "")
+    emulated = " FP8 is emulated (numerics only, no speed claim)." if parity.get("emulated") else ""
+    paths = []
+    for name, (headers, rows), caption in (
+        ("headline", headline_rows(parity), f"FP8 vs BF16 on suite {suite}: cost and scores.{emulated}"),
+        ("eval", eval_rows(parity), f"Evaluation deltas (FP8 - BF16, avg@k points) on suite {suite}.{emulated}"),
+    ):
+        for ext, text in (("md", to_markdown(headers, rows)), ("tex", to_latex(headers, rows, caption, f"tab:{name}"))):
+            path = out_dir / f"{name}.{ext}"
+            atomic_write_text(path, text)
+            paths.append(path)
+    return paths

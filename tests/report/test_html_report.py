@@ -1,0 +1,107 @@
+from html.parser import HTMLParser
+
+import pytest
+
+from harness.analysis.compare import compare_suite
+from harness.analysis.synthetic import synthetic_suite, write_synthetic_suite
+from harness.cli import main
+from harness.report.html import write_report
+from harness.report.tables import eval_rows, headline_rows, latex_escape, to_latex, to_markdown
+
+PLANTED = "<script>alert(1)</script>"
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(html: str) -> list[tuple[str, dict]]:
+    parser = _Tags()
+    parser.feed(html)
+    return parser.tags
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    suite = synthetic_suite(seeds=[0, 1], arms={"bf16": "bf16", "fp8": "te:blockwise", "emu": "emulated:block"})
+    suite_dir = write_synthetic_suite(root / "runs", suite, failed={"cpt-fp8-s1": "loss was NaN at step 30"},
+                                      output_text=f"{PLANTED} the answer", with_nvml=True)  # fmt: skip
+    compare_suite(suite_dir, {"min_speedup": 1.05}, n_resamples=300)
+    return write_report(suite_dir, root / "reports" / "synth")
+
+
+def test_report_writes_one_page_with_paper_figures_and_tables(report):
+    out = report.parent
+    assert report.name == "index.html"
+    assert (out / "figures" / "step-times.pdf").read_bytes().startswith(b"%PDF")
+    assert (out / "figures" / "loss-cpt-fp8-s0.svg").read_text().lstrip().startswith("<?xml")
+    assert "\\toprule" in (out / "tables" / "headline.tex").read_text()
+    assert (out / "tables" / "eval.md").read_text().startswith("| Comparison |")
+
+
+def test_page_is_self_contained_no_script_and_no_external_reference(report):
+    html = report.read_text()
+    tags = _tags(html)
+    names = {t for t, _ in tags}
+    assert not names & {"script", "link", "img", "iframe", "object", "embed"}
+    for _, attrs in tags:
+        for key in ("src", "href", "xlink:href", "action", "srcset"):
+            assert attrs.get(key) in (None,) or attrs[key].startswith("#"), (key, attrs[key])
+    assert "url(http" not in html and "@import" not in html
+    assert "default-src 'none'" in html
+
+
+def test_model_output_is_escaped_text(report):
+    html = report.read_text()
+    assert PLANTED not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_emulated_and_failed_arms_are_visible(report):
+    html = report.read_text()
+    assert html.count('class="emulated"') >= 3  # banner, headline, comparisons
+    assert "loss was NaN at step 30" in html
+    assert 'class="chip failed"' in html
+
+
+def test_svg_figures_are_inline_with_unique_ids(report):
+    html = report.read_text()
+    assert html.count("<svg") >= 4  # loss curves, step times, NVML, eval deltas
+    ids = [attrs["id"] for _, attrs in _tags(html) if "id" in attrs]
+    assert len(ids) == len(set(ids))
+
+
+def test_missing_nvml_says_why(tmp_path):
+    suite_dir = write_synthetic_suite(tmp_path / "runs", with_nvml=False)
+    html = write_report(suite_dir, tmp_path / "out").read_text()
+    assert "nvml.csv is absent or empty" in html
+
+
+def test_report_cli_defaults_to_reports_suite(tmp_path, monkeypatch, capsys):
+    suite_dir = write_synthetic_suite(tmp_path / "runs")
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", str(suite_dir)]) == 0
+    assert (tmp_path / "reports" / "synth" / "index.html").is_file()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_tables_escape_latex_and_markdown():
+    assert latex_escape("a_b & 50%") == r"a\_b \& 50\%"
+    assert "\\|" in to_markdown(["x"], [["a|b"]])
+    tex = to_latex(["Stage", "Arm"], [["cpt", "fp8_x"]], "cap", "tab:x")
+    assert "fp8\\_x" in tex and "\\bottomrule" in tex
+
+
+def test_headline_rows_are_in_infir2_terms(tmp_path):
+    suite_dir = write_synthetic_suite(tmp_path / "runs")
+    parity = compare_suite(suite_dir, n_resamples=200, record=False)
+    headers, rows = headline_rows(parity)
+    assert headers[2:5] == ["Time reduction", "Memory reduction", "Throughput increase"]
+    assert rows[0][3] == f"{(1 - 51.7 / 57.8) * 100:.1f}%"
+    assert eval_rows(parity)[1][0][1] == "aime24"

@@ -1,0 +1,111 @@
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness.analysis.compare import compare_suite
+from harness.analysis.synthetic import synthetic_suite, write_synthetic_suite
+from harness.cli import main
+from harness.gate import run_gates
+from harness.store import ResultsIndex
+from harness.suite import GatesConfig
+
+
+@pytest.fixture
+def suite_dir(tmp_path):
+    suite_dir = write_synthetic_suite(tmp_path / "runs")
+    compare_suite(suite_dir, {"min_speedup": 1.05, "max_memory_ratio": 0.95, "max_loss_rel_error": 0.01},
+                  n_resamples=300)  # fmt: skip
+    return suite_dir
+
+
+def test_gate_passes_with_the_suite_gates_stored_in_parity_json(suite_dir, tmp_path, capsys):
+    junit = tmp_path / "gate.xml"
+    assert main(["gate", str(suite_dir), "--junit", str(junit)]) == 0
+    out = capsys.readouterr().out
+    assert "gates: PASSED" in out and "speedup" in out
+    root = ET.parse(junit).getroot()
+    assert root.tag == "testsuite" and root.get("failures") == "0" and root.get("errors") == "0"
+    assert {c.get("name") for c in root.iter("testcase")} == {"speedup", "memory_ratio", "loss_rel_error"}
+
+
+def test_a_flag_overrides_the_stored_threshold_and_fails_the_gate(suite_dir, tmp_path, capsys):
+    junit = tmp_path / "gate.xml"
+    assert main(["gate", str(suite_dir / "parity.json"), "--min-speedup", "1.5", "--junit", str(junit)]) == 1
+    assert "gates: FAILED" in capsys.readouterr().out
+    failures = [c for c in ET.parse(junit).getroot().iter("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failures] == ["speedup"]
+
+
+def test_a_missing_metric_never_passes_it_exits_2(tmp_path, capsys):
+    suite_dir = write_synthetic_suite(tmp_path / "runs")
+    for eval_dir in suite_dir.glob("*/eval"):
+        for path in eval_dir.rglob("*"):
+            if path.is_file():
+                path.unlink()
+    compare_suite(suite_dir, n_resamples=100)
+    assert main(["gate", str(suite_dir), "--max-score-drop", "2"]) == 2
+    assert "MISSING" in capsys.readouterr().out
+
+
+def test_no_gates_at_all_is_missing_data_not_a_pass(tmp_path, capsys):
+    suite_dir = write_synthetic_suite(tmp_path / "runs")
+    compare_suite(suite_dir, n_resamples=100)
+    assert main(["gate", str(suite_dir)]) == 2
+    assert "no gates set" in capsys.readouterr().out
+
+
+def test_gate_on_a_folder_without_parity_json_exits_2(tmp_path, capsys):
+    assert main(["gate", str(tmp_path)]) == 2
+    assert "harness compare" in capsys.readouterr().err
+
+
+def test_a_failed_arm_fails_the_gate(tmp_path):
+    suite_dir = write_synthetic_suite(tmp_path / "runs", synthetic_suite(seeds=[0, 1]), failed={"cpt-fp8-s1": "OOM"})
+    parity = compare_suite(suite_dir, n_resamples=100)
+    result = run_gates(parity, GatesConfig(min_speedup=1.0))
+    assert result.exit_code == 1 and not result.passed
+    failed = [r for r in result.rows if r.status == "fail"]
+    assert [(r.comparison, r.gate) for r in failed] == [("cpt/fp8/s1", "run")] and "OOM" in failed[0].detail
+
+
+def test_score_drop_gate_uses_the_fp8_minus_bf16_delta(tmp_path):
+    suite_dir = write_synthetic_suite(tmp_path / "runs", accuracy_shift={"fp8": -0.4}, n_problems=40, k=8)
+    parity = compare_suite(suite_dir, n_resamples=100)
+    delta = parity["comparisons"][0]["eval"]["aime24"]["delta"]["value"]
+    result = run_gates(parity, GatesConfig(max_score_drop=5.0))
+    assert result.exit_code == 1
+    assert result.rows[0].gate == "score_drop:aime24" and result.rows[0].value == pytest.approx(-delta)
+
+
+def test_regression_gate_compares_with_the_last_passing_comparison(tmp_path):
+    runs = tmp_path / "runs"
+    suite_dir = write_synthetic_suite(runs)
+    compare_suite(suite_dir, {"min_speedup": 1.0, "max_regression": 0.02}, n_resamples=100)
+    assert main(["gate", str(suite_dir)]) == 0  # first run: nothing to regress from; marks it passed
+    assert ResultsIndex(runs / "index.sqlite").comparisons("synth")[0]["gate_passed"] == 1
+    write_synthetic_suite(runs, step_time_s={"bf16": 3.17, "fp8": 3.10})  # speed-up 1.075 -> 1.02
+    compare_suite(suite_dir, n_resamples=100)
+    assert main(["gate", str(suite_dir)]) == 1
+    history = ResultsIndex(runs / "index.sqlite").comparisons("synth")
+    assert [h["gate_passed"] for h in history] == [1, 0]
+
+
+def test_table_and_junit_mark_emulated_comparisons(tmp_path):
+    suite_dir = write_synthetic_suite(tmp_path / "runs", synthetic_suite(arms={"bf16": "bf16", "fp8": "emulated:row"}))
+    parity = compare_suite(suite_dir, n_resamples=100)
+    result = run_gates(parity, GatesConfig(max_loss_rel_error=0.05))
+    assert "[EMULATED]" in result.table()
+    assert "EMULATED" in json.dumps([c.attrib for c in ET.fromstring(result.junit_xml()).iter("testcase")])
+
+
+def test_score_gate_is_skipped_for_a_stage_that_is_not_evaluated(tmp_path):
+    suite_dir = write_synthetic_suite(tmp_path / "runs")
+    parity = compare_suite(suite_dir, n_resamples=100, record=False)
+    row = parity["comparisons"][0]
+    row["eval"], row["evaluate"] = {}, False
+    assert run_gates(parity, GatesConfig(max_score_drop=5.0)).exit_code == 2  # nothing checked at all
+    result = run_gates(parity, GatesConfig(max_score_drop=5.0, max_loss_rel_error=0.05))
+    assert result.exit_code == 0
+    assert [r.status for r in result.rows] == ["pass", "skipped"]
+    assert ET.fromstring(result.junit_xml()).find("testcase/skipped") is not None
