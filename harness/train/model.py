@@ -1,0 +1,99 @@
+"""Model builder: Qwen2 shapes with random init (presets) or a local checkpoint.
+
+The presets copy the config.json numbers of the released Qwen2.5 base models, so a random-init
+run has the real model's shape (and therefore its speed and memory) without downloading it.
+Precision backends are applied by the trainer *after* this, so every arm starts from the same
+weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from harness.errors import InvalidInput
+
+QWEN_VOCAB = 151936
+# config.json of Qwen/Qwen2.5-{0.5B,1.5B,7B} (hidden, layers, heads, kv heads, MLP width, ...).
+PRESETS: dict[str, dict] = {
+    "tiny": dict(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=176, max_position_embeddings=2048, rope_theta=10000.0, tie_word_embeddings=True,
+    ),
+    "qwen2.5-0.5b": dict(
+        hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
+        intermediate_size=4864, max_position_embeddings=32768, rope_theta=1000000.0, tie_word_embeddings=True,
+        vocab_size=QWEN_VOCAB,
+    ),
+    "qwen2.5-1.5b": dict(
+        hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
+        intermediate_size=8960, max_position_embeddings=131072, rope_theta=1000000.0, tie_word_embeddings=True,
+        vocab_size=QWEN_VOCAB,
+    ),
+    "qwen2.5-7b": dict(
+        hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
+        intermediate_size=18944, max_position_embeddings=131072, rope_theta=1000000.0, tie_word_embeddings=False,
+        vocab_size=QWEN_VOCAB,
+    ),
+}  # fmt: skip
+
+
+def preset_config(cfg, vocab_size: int):
+    """A Qwen2Config for a preset; cfg.num_layers overrides the depth."""
+    from transformers import Qwen2Config
+
+    shape = dict(PRESETS[cfg.preset])
+    rope_theta = shape.pop("rope_theta")
+    shape.setdefault("vocab_size", vocab_size)
+    if cfg.num_layers:
+        shape["num_hidden_layers"] = cfg.num_layers
+    if shape["vocab_size"] < vocab_size:
+        raise InvalidInput(
+            f"model.tokenizer: {vocab_size} tokens do not fit preset {cfg.preset!r} ({shape['vocab_size']} embeddings)"
+        )
+    return Qwen2Config(
+        **shape,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
+        attention_dropout=0.0,
+        use_cache=False,
+    )
+
+
+def build_model(cfg, vocab_size: int, seed: int, *, init_path: str | Path | None = None):
+    """Qwen2ForCausalLM from cfg (fp32 master weights on CPU; the trainer moves it).
+
+    `init_path` (a stage's predecessor's final checkpoint) wins over cfg.path and the preset.
+    The seed fixes the random init, so matched arms start from identical weights.
+    """
+    from transformers import AutoModelForCausalLM, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    path = init_path or cfg.path
+    if path:
+        if not Path(path).is_dir():
+            raise InvalidInput(f"model.path: {path} is not a local checkpoint folder")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                str(path), dtype=torch.float32, attn_implementation=cfg.attention, local_files_only=True
+            )
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"model.path: cannot load {path} ({exc})") from None
+    else:
+        config = preset_config(cfg, vocab_size)
+        config._attn_implementation = cfg.attention
+        model = Qwen2ForCausalLM(config).float()
+    model.config.use_cache = False
+    return model
+
+
+def apply_runtime_options(model, cfg) -> None:
+    """Activation checkpointing and torch.compile, identical for every arm (called after precision)."""
+    if cfg.activation_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.compile:
+        # Compiling each decoder layer (not the whole model) compiles one graph reused by all
+        # layers and keeps graph breaks out of the embedding and loss code.
+        for layer in model.model.layers:
+            layer.compile()

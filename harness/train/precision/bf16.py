@@ -1,0 +1,28 @@
+"""`bf16`: the baseline arm. FP32 master weights, BF16 autocast for compute (every arm shares this)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.train.precision.base import bf16_autocast
+
+
+class BF16Backend:
+    emulated = False
+
+    def __init__(self, name: str = "bf16"):
+        self.name = name
+
+    def check_available(self, device: torch.device) -> None:
+        """BF16 autocast runs on CPU and CUDA alike."""
+
+    def convert(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def autocast(self, device: torch.device):
+        return bf16_autocast(device)
+
+
+def make(recipe: str) -> BF16Backend:
+    return BF16Backend(recipe)

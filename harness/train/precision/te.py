@@ -1,0 +1,105 @@
+"""`te:{delayed,current,blockwise,mxfp8}`: NVIDIA Transformer Engine FP8 (real kernels, GPU only).
+
+    te:delayed   DelayedScaling        per-tensor scales from an amax history (HYBRID: E4M3 fwd, E5M2 bwd)
+    te:current   Float8CurrentScaling  per-tensor scales from the current tensor
+    te:blockwise Float8BlockScaling    1x128 activation/gradient, 128x128 weight blocks, E4M3,
+                                       power-of-2 scales (DeepSeek-V3; what InfiR2 trained with)
+    te:mxfp8     MXFP8BlockScaling     32-element microscaling blocks; Blackwell only
+
+Decoder-layer nn.Linear modules become te.Linear with the same weights; the forward runs under
+BF16 autocast plus TE's FP8 autocast. transformer_engine is imported only when this backend is
+used, and the backend refuses clearly where it cannot run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from harness.errors import InvalidInput
+from harness.train.precision.base import bf16_autocast, decoder_linears, require_gpu
+
+MIN_CAPABILITY = {"delayed": (8, 9), "current": (8, 9), "blockwise": (9, 0), "mxfp8": (10, 0)}
+FALLBACK = {
+    "delayed": "emulated:tensor",
+    "current": "emulated:tensor",
+    "blockwise": "emulated:block",
+    "mxfp8": "emulated:block",
+}
+
+
+def _te():
+    try:
+        import transformer_engine.pytorch as te
+    except ImportError as exc:
+        raise InvalidInput(f"te:* recipes need transformer_engine[pytorch] 2.x importable ({exc})") from None
+    return te
+
+
+def _fp8_recipe(kind: str):
+    from transformer_engine.common import recipe as r
+
+    if kind == "delayed":
+        return r.DelayedScaling(fp8_format=r.Format.HYBRID, amax_history_len=1024, amax_compute_algo="max")
+    if kind == "current":
+        return r.Float8CurrentScaling(fp8_format=r.Format.HYBRID)
+    if kind == "blockwise":
+        return r.Float8BlockScaling(fp8_format=r.Format.E4M3)
+    return r.MXFP8BlockScaling(fp8_format=r.Format.E4M3)
+
+
+class TEBackend:
+    emulated = False
+
+    def __init__(self, name: str):
+        self.name = name
+        self.kind = name.split(":", 1)[1]
+        self._recipe = None
+
+    def check_available(self, device: torch.device) -> None:
+        require_gpu(self.name, device, MIN_CAPABILITY[self.kind], "transformer_engine", FALLBACK[self.kind])
+        te = _te()
+        # TE's own probes know about driver/CUDA requirements (e.g. blockwise needs CUDA 12.9+).
+        probes = {"blockwise": "check_fp8_block_scaling_support", "mxfp8": "check_mxfp8_support"}
+        for module in (getattr(te, "fp8", None), getattr(te, "quantization", None)):
+            probe = getattr(module, probes.get(self.kind, "check_fp8_support"), None)
+            if probe is not None:
+                ok, reason = probe()
+                if not ok:
+                    raise InvalidInput(f"{self.name}: Transformer Engine refuses on this machine: {reason}")
+                break
+        self._recipe = _fp8_recipe(self.kind)
+
+    def convert(self, model: nn.Module) -> nn.Module:
+        te = _te()
+        # FP8 GEMMs need both dimensions divisible by 16; anything else stays in BF16.
+        for parent, attr, linear in list(
+            decoder_linears(model, keep=lambda m: m.in_features % 16 == 0 and m.out_features % 16 == 0)
+        ):
+            new = te.Linear(
+                linear.in_features, linear.out_features, bias=linear.bias is not None,
+                params_dtype=linear.weight.dtype, device=linear.weight.device,
+            )  # fmt: skip
+            with torch.no_grad():
+                new.weight.copy_(linear.weight)
+                if linear.bias is not None:
+                    new.bias.copy_(linear.bias)
+            setattr(parent, attr, new)
+        return model
+
+    def autocast(self, device: torch.device):
+        te = _te()
+        recipe = self._recipe or _fp8_recipe(self.kind)
+        stack = contextlib.ExitStack()
+        stack.enter_context(bf16_autocast(device))
+        if hasattr(te, "fp8_autocast"):
+            stack.enter_context(te.fp8_autocast(enabled=True, fp8_recipe=recipe))
+        else:  # TE releases that renamed it
+            stack.enter_context(te.autocast(enabled=True, recipe=recipe))
+        return stack
+
+
+def make(recipe: str) -> TEBackend:
+    return TEBackend(recipe)

@@ -1,0 +1,72 @@
+"""`torchao:{tensorwise,rowwise,blockwise}`: PyTorch-native FP8 training from torchao (GPU only).
+
+    tensorwise, rowwise: torchao.float8.convert_to_float8_training with
+                         Float8LinearConfig.from_recipe_name(...)
+    blockwise:           torchao.prototype.blockwise_fp8_training's Float8BlockwiseLinear
+                         (1x128 / 128x128, DeepSeek-V3 style; prototype API). It supports only
+                         bias-free linears with both dimensions divisible by 128, so Qwen2's
+                         q/k/v projections (which have biases) stay in BF16 under this recipe.
+
+Only decoder-layer linears are converted (lm_head and embeddings stay high precision).
+torchao is imported only when the backend is used.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.errors import InvalidInput
+from harness.train.precision.base import bf16_autocast, decoder_linears, require_gpu
+
+MIN_CAPABILITY = {"tensorwise": (8, 9), "rowwise": (8, 9), "blockwise": (9, 0)}
+FALLBACK = {"tensorwise": "emulated:tensor", "rowwise": "emulated:row", "blockwise": "emulated:block"}
+
+
+class TorchAOBackend:
+    emulated = False
+
+    def __init__(self, name: str):
+        self.name = name
+        self.kind = name.split(":", 1)[1]
+
+    def check_available(self, device: torch.device) -> None:
+        require_gpu(self.name, device, MIN_CAPABILITY[self.kind], "torchao", FALLBACK[self.kind])
+        try:
+            if self.kind == "blockwise":
+                import torchao.prototype.blockwise_fp8_training.linear  # noqa: F401
+            else:
+                import torchao.float8  # noqa: F401
+        except ImportError as exc:
+            raise InvalidInput(
+                f"{self.name} needs torchao (0.18 or newer) importable ({exc}); pip install torchao"
+            ) from None
+
+    def convert(self, model: nn.Module) -> nn.Module:
+        if self.kind == "blockwise":
+            from torchao.prototype.blockwise_fp8_training.linear import Float8BlockwiseLinear
+
+            def keep(m):
+                return m.bias is None and m.in_features % 128 == 0 and m.out_features % 128 == 0
+
+            for parent, attr, linear in list(decoder_linears(model, keep)):
+                setattr(parent, attr, Float8BlockwiseLinear.from_float(linear))
+            return model
+        from torchao.float8 import Float8LinearConfig, convert_to_float8_training
+
+        decoder = {
+            id(m) for _, _, m in decoder_linears(model, lambda m: m.in_features % 16 == 0 and m.out_features % 16 == 0)
+        }
+        convert_to_float8_training(
+            model,
+            config=Float8LinearConfig.from_recipe_name(self.kind),
+            module_filter_fn=lambda module, fqn: id(module) in decoder,
+        )
+        return model
+
+    def autocast(self, device: torch.device):
+        return bf16_autocast(device)
+
+
+def make(recipe: str) -> TorchAOBackend:
+    return TorchAOBackend(recipe)

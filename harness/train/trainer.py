@@ -1,0 +1,193 @@
+"""The training loop: model, data, optimiser, loop, save (nanoGPT-shaped; precision-agnostic).
+
+    train(spec, run_dir) builds the model from the seed, lets the precision backend convert it
+    (after init, so matched arms start from the same weights), trains spec.stage's steps with
+    gradient accumulation to the global batch, checkpoints, exports checkpoints/final/, and
+    returns Telemetry's summary. Calling it again resumes from the latest complete checkpoint;
+    calling it on a finished run returns the stored summary.
+
+The loop never branches on precision: a backend's convert() and autocast() are all it sees.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import torch
+
+from harness.errors import InvalidInput, RunFailed
+from harness.store import RunDir
+from harness.telemetry import Telemetry, flops_per_token
+from harness.train.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint
+from harness.train.data import Batches, build_data, steps_for
+from harness.train.model import apply_runtime_options, build_model
+from harness.train.precision.registry import get_backend
+from harness.train.schedules import build_scheduler
+from harness.train.tokenizer import load_tokenizer
+
+SPIKE_WINDOW = 20  # recent losses whose median a spike is measured against
+SPIKE_MIN_HISTORY = 5
+
+
+def train(spec, run_dir: RunDir, *, quiet: bool = False) -> dict:
+    """Train one run (one stage of one arm and seed) and return its summary dict."""
+    if _finished(run_dir):
+        return run_dir.read_summary()
+    if quiet:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars
+    rank, world_size = _world()
+    device = _device(spec.topology.device, rank)
+    backend = get_backend(spec.recipe)
+    backend.check_available(device)
+
+    tokenizer = load_tokenizer(spec.model)
+    data = build_data(spec.stage, tokenizer, cache_dir=run_dir.path.parent / ".cache")
+    total_steps = steps_for(spec.stage, len(data))
+    model = build_model(spec.model, len(tokenizer), spec.seed, init_path=_init_path(spec, run_dir)).to(device)
+    model = backend.convert(model)
+    apply_runtime_options(model, spec.model)
+    model.train()
+
+    optim = spec.stage.optim
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps,
+        fused=device.type == "cuda",
+    )  # fmt: skip
+    scheduler = build_scheduler(optimizer, spec.stage.schedule, total_steps, optim.lr, optim.min_lr)
+    start_step, position = 0, None
+    checkpoint = latest_checkpoint(run_dir.checkpoints)
+    if checkpoint is not None:
+        start_step, position = load_checkpoint(checkpoint, model, optimizer, scheduler)
+    batches = Batches(data, spec.stage.global_batch_size, spec.seed, position)
+
+    telemetry = Telemetry(
+        run_dir, spec, device=device, flops_per_token=flops_per_token(model.config, spec.stage.seq_len),
+        total_steps=total_steps, quiet=quiet, world_size=world_size, rank=rank,
+    )  # fmt: skip
+    telemetry.start(start_step)
+    recent: list[float] = []
+    try:
+        for step in range(start_step + 1, total_steps + 1):
+            with telemetry.step(step) as rec:
+                lr = scheduler.get_last_lr()[0]
+                loss, grad_norm, tokens = train_step(
+                    model, optimizer, backend, batches.next(), spec, device, rank, world_size
+                )
+                scheduler.step()
+                rec.update(loss=loss, lr=lr, grad_norm=grad_norm, tokens=tokens)
+            check_divergence(step, float(loss), recent, spec.divergence)
+            every = spec.stage.checkpoint_every
+            if every and step % every == 0 and step < total_steps:
+                # Flag (and flush) the step's metrics line first, so a checkpoint never exists
+                # without the metrics of the steps it contains; a kill mid-save resumes earlier.
+                telemetry.mark_checkpoint(step)
+                if rank == 0:
+                    save_checkpoint(run_dir.checkpoints, step, model, optimizer, scheduler, batches.position)
+        if rank == 0:
+            export_final(run_dir.checkpoints / "final", model, tokenizer, getattr(torch, spec.model.dtype))
+    except RunFailed as exc:
+        telemetry.finish("failed", str(exc))
+        raise
+    except KeyboardInterrupt:
+        telemetry.finish("interrupted", "interrupted by the user")
+        raise
+    except Exception as exc:
+        telemetry.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    return telemetry.finish("completed")
+
+
+def train_step(model, optimizer, backend, batch: dict, spec, device, rank: int, world_size: int):
+    """One optimiser step over a global batch: accumulate micro-batches, clip, step.
+
+    The loss is summed over label tokens and divided by the global batch's label-token count
+    (not averaged per micro-batch), so every token weighs the same whatever the padding.
+    Returns (mean token loss of the global batch, grad norm before clipping, real tokens on this rank).
+    """
+    stage = spec.stage
+    per_rank = stage.global_batch_size // world_size
+    label_tokens = int((batch["labels"][:, 1:] != -100).sum())
+    local = {k: v[rank * per_rank : (rank + 1) * per_rank] for k, v in batch.items()}
+    loss_sum = torch.zeros((), device=device)
+    for start in range(0, per_rank, stage.micro_batch_size):
+        ids = local["input_ids"][start : start + stage.micro_batch_size].to(device, non_blocking=True)
+        labels = local["labels"][start : start + stage.micro_batch_size].to(device, non_blocking=True)
+        with backend.autocast(device):
+            loss = model(input_ids=ids, labels=labels, num_items_in_batch=label_tokens).loss
+        loss.backward()
+        loss_sum += loss.detach()
+    if world_size > 1:
+        # Plain gradient sum over ranks until FSDP2 takes over: each rank's loss is already divided
+        # by the global token count, so the sum is the global batch's gradient.
+        for param in model.parameters():
+            if param.grad is not None:
+                torch.distributed.all_reduce(param.grad)
+        torch.distributed.all_reduce(loss_sum)
+    clip = stage.optim.grad_clip if stage.optim.grad_clip is not None else float("inf")
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum, grad_norm, int(local["lengths"].sum())
+
+
+def check_divergence(step: int, loss: float, recent: list[float], cfg) -> None:
+    """Raise RunFailed on NaN/Inf, loss above max_loss, or a spike above spike_factor x recent median."""
+    if loss != loss or loss in (float("inf"), float("-inf")):
+        raise RunFailed(f"step {step}: loss is {loss} (diverged)")
+    if cfg.max_loss is not None and loss > cfg.max_loss:
+        raise RunFailed(f"step {step}: loss {loss:.4g} exceeds divergence.max_loss = {cfg.max_loss}")
+    if cfg.spike_factor is not None and len(recent) >= SPIKE_MIN_HISTORY:
+        median = statistics.median(recent[-SPIKE_WINDOW:])
+        if loss > cfg.spike_factor * median:
+            raise RunFailed(
+                f"step {step}: loss {loss:.4g} spiked above divergence.spike_factor x recent median "
+                f"({cfg.spike_factor} x {median:.4g})"
+            )
+    recent.append(loss)
+
+
+def _param_groups(model, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only; biases and norm gains are not decayed (nanoGPT)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    unique = list({id(p): p for p in params}.values())  # tied embeddings appear once
+    return [
+        {"params": [p for p in unique if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in unique if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
+def _finished(run_dir: RunDir) -> bool:
+    if not (run_dir.checkpoints / "final").is_dir() or not run_dir.manifest.is_file() or not run_dir.summary.is_file():
+        return False
+    return run_dir.read_manifest().get("status") == "completed"
+
+
+def _init_path(spec, run_dir: RunDir) -> Path | None:
+    if not spec.init_from_run:
+        return None
+    path = run_dir.path.parent / spec.init_from_run / "checkpoints" / "final"
+    if not (path / "config.json").is_file():
+        raise InvalidInput(
+            f"{path}: stage {spec.stage_name} starts from run {spec.init_from_run}, which has no final checkpoint; "
+            f"train stage {spec.stage.init_from} first"
+        )
+    return path
+
+
+def _world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _device(choice: str, rank: int) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise InvalidInput("topology.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+        index = rank % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
+    return torch.device("cpu")
