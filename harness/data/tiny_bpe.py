@@ -49,16 +49,31 @@ def corpus_key() -> str:
         "vocab": VOCAB_SIZE,
         "specials": SPECIAL_TOKENS,
         "tokenizers": tokenizers.__version__,
+        "pre_tokenizer": "qwen2-regex+nfc",
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def train_tiny_bpe():
-    """Train the byte-level BPE from scratch and return a `tokenizers.Tokenizer`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    """Train the byte-level BPE from scratch and return a `tokenizers.Tokenizer`.
+
+    It splits text exactly as Qwen2's tokenizer does (NFC, Qwen's regex with single digits,
+    then byte-level): a checkpoint whose config says qwen2 is reloaded by AutoTokenizer as a
+    Qwen2Tokenizer, which imposes that pre-tokenizer, so any other split would change the ids
+    between training and evaluation.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    from harness.train.tokenizer import QWEN_PATTERN
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(

@@ -35,3 +35,22 @@ def test_default_tokenizer_is_tiny_bpe_for_tiny_and_qwen_for_qwen_presets():
 def test_unknown_tokenizer_name_is_invalid_input():
     with pytest.raises(InvalidInput, match="model.tokenizer"):
         load_tokenizer(ModelConfig(preset="tiny", tokenizer="no-such-tokenizer"))
+
+
+@pytest.mark.parametrize("name", ["builtin:tiny-bpe", "qwen"])
+def test_exported_tokenizer_reloads_with_the_same_ids(name, tmp_path, harness_cache):
+    """Eval reloads checkpoints/final with AutoTokenizer (a Qwen2Tokenizer for qwen2 configs):
+    it must split text exactly as training did, digits included, or the model sees other ids."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from harness.train.checkpoint import export_final
+    from harness.train.model import build_model
+
+    cfg = ModelConfig(preset="tiny", tokenizer=name)
+    tok = load_tokenizer(cfg)
+    model = build_model(cfg, len(tok), seed=0)
+    export_final(tmp_path / "final", model, tok, torch.float32)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "final")
+    text = "<|im_start|>user\nAna has 12 apples and gets 7 more. Héllo?<|im_end|>\n<|im_start|>assistant\n"
+    assert reloaded(text, add_special_tokens=False)["input_ids"] == tok(text, add_special_tokens=False)["input_ids"]
