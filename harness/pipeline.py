@@ -217,6 +217,12 @@ def run_suite(
         except RunFailed as exc:
             failed[spec.run_id] = str(exc)
             console.print(f"[red]{spec.run_id} failed: {exc}[/red]")
+        except HarnessError:
+            raise  # bad input: the same for every arm, stop here with its message
+        except Exception as exc:  # a crash in one arm (e.g. out of memory) must not lose the others
+            failed[spec.run_id] = f"{type(exc).__name__}: {exc}"
+            console.print_exception(max_frames=5)
+            console.print(f"[red]{spec.run_id} failed: {failed[spec.run_id]}[/red]")
     if suite.eval.benchmarks and not skip_eval:
         from harness.eval.runner import evaluate_run
 
