@@ -1,27 +1,60 @@
 """Resumable checkpoints and the final Hugging Face export.
 
-    checkpoints/step-000040/state.pt   model, optimiser, scheduler, data position, RNG states, step
+    checkpoints/step-000040/dcp/       torch.distributed.checkpoint: model weights and optimiser
+                                       tensors, one shard file per writing rank, keyed by parameter name
+    checkpoints/step-000040/state.pt   step, optimiser param groups, scheduler, data position, RNG, writer's world size
     checkpoints/final/                 config.json, model.safetensors, tokenizer files (eval, vLLM)
 
-A checkpoint is written to `step-XXXXXX.tmp` and renamed when complete, so a kill mid-write
-leaves only a .tmp folder that `latest_checkpoint` ignores. Non-tensor state is stored as plain
-Python types so `torch.load(weights_only=True)` can read it.
+Every rank writes its shards (one process writes them all); DCP reshards on load, so a
+checkpoint written by N ranks resumes on M. A checkpoint is written to `step-XXXXXX.tmp` and
+rank 0 renames it after a barrier, so a kill mid-write leaves only a .tmp folder that
+`latest_checkpoint` ignores. Non-tensor state is stored as plain Python types so
+`torch.load(weights_only=True)` can read it, and DCP holds tensors only (it reads those with
+weights_only=True too). Multi-node runs need the run directory on a shared filesystem.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_state_dict,
+)
 
 from harness.errors import InvalidInput
+from harness.train.distributed import barrier
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 STATE_FILE = "state.pt"
+SHARDS_DIR = "dcp"  # torch.distributed.checkpoint folder: model weights and optimiser tensors
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+@contextlib.contextmanager
+def _quiet_single_process():
+    """DCP warns on every save/load without a process group; one process is a supported case here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled", category=UserWarning)
+        yield
 
 
 def rng_state() -> dict:
@@ -50,23 +83,39 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, data_position: dict) -> Path:
-    """Write checkpoints/step-XXXXXX atomically (temp folder + rename); return its path."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write checkpoints/step-XXXXXX atomically (temp folder + rename); return its path.
+
+    Collective: every rank calls it and writes its own shards; rank 0 writes state.pt and,
+    after a barrier (all shards on disk), renames the folder.
+    """
     final = folder / f"step-{step:06d}"
     tmp = folder / f"step-{step:06d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    state = {
-        "step": step,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "data": dict(data_position),
-        "rng": rng_state(),
-    }
-    torch.save(state, tmp / STATE_FILE)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    rank0 = _rank() == 0
+    if rank0:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    barrier()
+    model_state, optim_state = get_state_dict(model, optimizer)
+    # Tensors only in DCP (its loader reads tensors with weights_only=True but pickled objects
+    # without); the optimiser's param groups are plain values and go into state.pt.
+    with _quiet_single_process():
+        dcp.save({"model": model_state, "optim": optim_state["state"]}, checkpoint_id=tmp / SHARDS_DIR)
+    if rank0:
+        state = {
+            "step": step,
+            "world_size": _world_size(),
+            "optim_param_groups": optim_state["param_groups"],
+            "scheduler": scheduler.state_dict(),
+            "data": dict(data_position),
+            "rng": rng_state(),
+        }
+        torch.save(state, tmp / STATE_FILE)  # written last: its presence marks a complete folder
+    barrier()
+    if rank0:
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    barrier()
     return final
 
 
@@ -81,31 +130,59 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, dict]:
-    """Restore model, optimiser, scheduler and RNG states in place; return (step, data position)."""
+    """Restore model, optimiser, scheduler and RNG states in place; return (step, data position).
+
+    Collective. The shards are resharded to this job's world size, whatever the writer's.
+    """
     try:
         state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a torn or foreign file
         raise InvalidInput(
             f"{path / STATE_FILE}: unreadable checkpoint ({exc}); delete this folder to resume from an earlier one"
         ) from None
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    if not (path / SHARDS_DIR).is_dir() or "optim_param_groups" not in state:
+        raise InvalidInput(
+            f"{path}: no {SHARDS_DIR}/ folder (a checkpoint from an older harness); delete it to restart the run"
+        )
+    model_state, optim_state = get_state_dict(model, optimizer)
+    loaded = {"model": model_state, "optim": optim_state["state"]}
+    with _quiet_single_process():
+        dcp.load(loaded, checkpoint_id=path / SHARDS_DIR)
+    optim_state = {"state": loaded["optim"], "param_groups": state["optim_param_groups"]}
+    set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=optim_state)
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
     return int(state["step"]), state["data"]
 
 
+def full_model_state(model) -> dict:
+    """Every weight, unsharded, on CPU: on rank 0 under FSDP2 (other ranks get {}), else model.state_dict()."""
+    if _world_size() == 1:
+        return model.state_dict()
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=options)
+
+
 def export_final(folder: Path, model, tokenizer, dtype: torch.dtype) -> Path:
     """checkpoints/final: a plain Hugging Face folder, whatever modules a precision backend swapped in.
 
-    The weights are copied into a freshly built model of the same config (backend extras such as
-    Transformer Engine's `_extra_state` are dropped), cast to `dtype`, saved with save_pretrained.
+    Collective: the full weights are gathered (under FSDP2) and rank 0 writes. The weights are
+    copied into a freshly built model of the same config (backend extras such as Transformer
+    Engine's `_extra_state` are dropped), cast to `dtype`, saved with save_pretrained.
     """
+    full = full_model_state(model)
+    if _rank() == 0:
+        _write_hf(folder, model.config, full, tokenizer, dtype)
+    barrier()
+    return folder
+
+
+def _write_hf(folder: Path, config, full: dict, tokenizer, dtype: torch.dtype) -> None:
     from transformers import AutoModelForCausalLM
 
-    state = {k: v.detach().to("cpu", dtype) for k, v in model.state_dict().items() if not k.endswith("_extra_state")}
+    state = {k: v.detach().to("cpu", dtype) for k, v in full.items() if not k.endswith("_extra_state")}
     with torch.device("meta"):
-        plain = AutoModelForCausalLM.from_config(model.config, dtype=dtype)
+        plain = AutoModelForCausalLM.from_config(config, dtype=dtype)
     plain.load_state_dict(state, strict=True, assign=True)
     if plain.config.tie_word_embeddings:
         plain.tie_weights()
@@ -123,4 +200,3 @@ def export_final(folder: Path, model, tokenizer, dtype: torch.dtype) -> Path:
     tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
-    return folder

@@ -21,6 +21,7 @@ from harness.store import RunDir
 from harness.telemetry import Telemetry, flops_per_token
 from harness.train.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint
 from harness.train.data import Batches, build_data, steps_for
+from harness.train.distributed import World, all_reduce_sum, distributed, full_value, shard_model
 from harness.train.model import apply_runtime_options, build_model
 from harness.train.precision.registry import get_backend
 from harness.train.schedules import build_scheduler
@@ -31,15 +32,24 @@ SPIKE_MIN_HISTORY = 5
 
 
 def train(spec, run_dir: RunDir, *, quiet: bool = False) -> dict:
-    """Train one run (one stage of one arm and seed) and return its summary dict."""
+    """Train one run (one stage of one arm and seed) and return its summary dict.
+
+    Under torchrun every rank calls this; it joins the process group from the environment and
+    shards the model with FSDP2 (harness.train.distributed). One process runs unsharded.
+    """
     if _finished(run_dir):
         return run_dir.read_summary()
     if quiet:
         import transformers
 
         transformers.utils.logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars
-    rank, world_size = _world()
-    device = _device(spec.topology.device, rank)
+    with distributed(spec.topology.device) as world:
+        return _train(spec, run_dir, world, quiet)
+
+
+def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
+    rank, world_size, device = world.rank, world.world_size, world.device
+    _check_batch(spec, world_size)
     backend = get_backend(spec.recipe)
     backend.check_available(device)
 
@@ -49,6 +59,7 @@ def train(spec, run_dir: RunDir, *, quiet: bool = False) -> dict:
     model = build_model(spec.model, len(tokenizer), spec.seed, init_path=_init_path(spec, run_dir)).to(device)
     model = backend.convert(model)
     apply_runtime_options(model, spec.model)
+    model = shard_model(model, world)  # identity on one process
     model.train()
 
     optim = spec.stage.optim
@@ -84,10 +95,8 @@ def train(spec, run_dir: RunDir, *, quiet: bool = False) -> dict:
                 # Flag (and flush) the step's metrics line first, so a checkpoint never exists
                 # without the metrics of the steps it contains; a kill mid-save resumes earlier.
                 telemetry.mark_checkpoint(step)
-                if rank == 0:
-                    save_checkpoint(run_dir.checkpoints, step, model, optimizer, scheduler, batches.position)
-        if rank == 0:
-            export_final(run_dir.checkpoints / "final", model, tokenizer, getattr(torch, spec.model.dtype))
+                save_checkpoint(run_dir.checkpoints, step, model, optimizer, scheduler, batches.position)
+        export_final(run_dir.checkpoints / "final", model, tokenizer, getattr(torch, spec.model.dtype))
     except RunFailed as exc:
         telemetry.finish("failed", str(exc))
         raise
@@ -119,15 +128,11 @@ def train_step(model, optimizer, backend, batch: dict, spec, device, rank: int, 
             loss = model(input_ids=ids, labels=labels, num_items_in_batch=label_tokens).loss
         loss.backward()
         loss_sum += loss.detach()
-    if world_size > 1:
-        # Plain gradient sum over ranks until FSDP2 takes over: each rank's loss is already divided
-        # by the global token count, so the sum is the global batch's gradient.
-        for param in model.parameters():
-            if param.grad is not None:
-                torch.distributed.all_reduce(param.grad)
-        torch.distributed.all_reduce(loss_sum)
+    # FSDP2 has summed the gradients over ranks during backward (shard_model); each rank's loss
+    # is divided by the global token count, so the sums are the global batch's loss and gradient.
+    all_reduce_sum(loss_sum)
     clip = stage.optim.grad_clip if stage.optim.grad_clip is not None else float("inf")
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    grad_norm = full_value(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return loss_sum, grad_norm, int(local["lengths"].sum())
@@ -177,17 +182,12 @@ def _init_path(spec, run_dir: RunDir) -> Path | None:
     return path
 
 
-def _world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def _device(choice: str, rank: int) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise InvalidInput("topology.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
-        index = rank % torch.cuda.device_count()
-        torch.cuda.set_device(index)
-        return torch.device("cuda", index)
-    return torch.device("cpu")
+def _check_batch(spec, world_size: int) -> None:
+    """The suite checks its own topology; a resume on another world size must divide the batch too."""
+    stage = spec.stage
+    if stage.global_batch_size % (stage.micro_batch_size * world_size):
+        raise InvalidInput(
+            f"stages.{spec.stage_name}.global_batch_size: {stage.global_batch_size} is not a multiple of "
+            f"micro_batch_size x world size ({stage.micro_batch_size} x {world_size} processes running); "
+            f"change the batch sizes or the number of processes"
+        )

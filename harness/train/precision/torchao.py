@@ -7,11 +7,14 @@
                          bias-free linears with both dimensions divisible by 128, so Qwen2's
                          q/k/v projections (which have biases) stay in BF16 under this recipe.
 
-Only decoder-layer linears are converted (lm_head and embeddings stay high precision).
+Only decoder-layer linears are converted (lm_head and embeddings stay high precision). Under
+FSDP2 (several processes), tensorwise enables torchao's FP8 weight all-gather.
 torchao is imported only when the backend is used.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import nn
@@ -57,15 +60,27 @@ class TorchAOBackend:
         decoder = {
             id(m) for _, _, m in decoder_linears(model, lambda m: m.in_features % 16 == 0 and m.out_features % 16 == 0)
         }
+        config = Float8LinearConfig.from_recipe_name(self.kind)
+        if self.kind == "tensorwise" and _sharded():
+            # FSDP2 then all-gathers the weights already cast to FP8 (half the bytes of BF16),
+            # with the amax all-reduced so every rank uses the scale of the whole weight. torchao
+            # supports this for tensorwise weight scaling only, so rowwise gathers BF16.
+            config = dataclasses.replace(config, enable_fsdp_float8_all_gather=True)
         convert_to_float8_training(
             model,
-            config=Float8LinearConfig.from_recipe_name(self.kind),
+            config=config,
             module_filter_fn=lambda module, fqn: id(module) in decoder,
         )
         return model
 
     def autocast(self, device: torch.device):
         return bf16_autocast(device)
+
+
+def _sharded() -> bool:
+    """True when the trainer will shard this model with FSDP2 (several processes; see distributed.py)."""
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def make(recipe: str) -> TorchAOBackend:
