@@ -183,8 +183,9 @@ def _regression_rows(result: GateResult, label: str, suite: str | None, row: dic
 def load_parity(target: Path) -> tuple[dict, Path]:
     """parity.json from a file or a suite runs folder."""
     path = target / "parity.json" if target.is_dir() else target
-    if target.is_dir() and not path.is_file():
-        raise InvalidInput(f"{path}: not found; run `harness compare {target}` first")
+    if not path.is_file():
+        suite_dir = target if target.is_dir() else target.parent
+        raise InvalidInput(f"{path}: not found; run `harness compare {suite_dir}` first")
     parity = read_json(path, "parity.json")
     if not isinstance(parity, dict) or "comparisons" not in parity:
         raise InvalidInput(f"{path}: not a parity.json (no 'comparisons'); pass runs/<suite> or its parity.json")

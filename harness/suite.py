@@ -345,8 +345,18 @@ def _apply_override(raw: dict, item: str, path: Path) -> None:
 
 def format_validation_error(path: Path, exc: ValidationError) -> str:
     lines = []
-    for err in exc.errors():
+    errors = exc.errors()
+    # A misspelt required key also shows up as "Field required" for the right name: say it once.
+    misspelt = {
+        (*err["loc"][:-1], close[0])
+        for err in errors
+        if err["type"] == "extra_forbidden"
+        and (close := difflib.get_close_matches(str(err["loc"][-1]), _fields_at(Suite, err["loc"][:-1]), 1, 0.6))
+    }
+    for err in errors:
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "missing" and tuple(err["loc"]) in misspelt:
+            continue
         if err["type"] == "extra_forbidden":
             known = _fields_at(Suite, err["loc"][:-1])
             hint = _did_you_mean(str(err["loc"][-1]), known)
@@ -355,7 +365,8 @@ def format_validation_error(path: Path, exc: ValidationError) -> str:
             msg = err["msg"].removeprefix("Value error, ")
             got = err.get("input")
             shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-            lines.append(f"{path}: {loc}: {msg}{shown}")
+            where = f"{loc}: " if err["loc"] else ""  # suite-wide checks name their fields themselves
+            lines.append(f"{path}: {where}{msg}{shown}")
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import pickle
 import random
@@ -140,8 +141,18 @@ def _lcb_tests(raw) -> list[dict]:
     try:
         return json.loads(raw)
     except json.JSONDecodeError:
-        # The hub's private tests are base64(zlib(pickle(json))). Only load files you exported yourself.
-        return json.loads(pickle.loads(zlib.decompress(base64.b64decode(raw.encode()))))
+        # The hub's private tests are base64(zlib(pickle(json string))): unpickle plain data only, never code.
+        return json.loads(_PlainDataUnpickler(io.BytesIO(zlib.decompress(base64.b64decode(raw.encode())))).load())
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    """Loads strings, numbers, lists and dicts; refuses every class or function a pickle names."""
+
+    def find_class(self, module: str, name: str):
+        raise InvalidInput(
+            f"livecodebench private_test_cases: the pickle names {module}.{name}; only plain data is loaded. "
+            "Re-export the benchmark with `harness data livecodebench_v5`"
+        )
 
 
 def _load_lcb(records: list[dict]) -> list[Problem]:

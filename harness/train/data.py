@@ -55,6 +55,8 @@ def load_records(cfg) -> list[dict]:
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in FORMATS)
         if not files:
             raise InvalidInput(f"data.path: {path} holds no {'/'.join(FORMATS)} files")
+        if all(p.stat().st_size == 0 for p in files):  # datasets fails on these with a bare StopIteration
+            raise InvalidInput(f"data.path: {path} is empty (0 bytes); point data.path at a file with rows")
         kinds = {FORMATS.get(p.suffix) for p in files}
         if None in kinds or len(kinds) > 1:
             raise InvalidInput(

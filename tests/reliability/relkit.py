@@ -1,0 +1,115 @@
+"""Helpers for fault and bad-input tests: tiny suite files and a child `harness` process that can be
+paused at an exact point and killed (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HOOKS = Path(__file__).parent / "hooks"
+STEPS, CHECKPOINT_EVERY = 10, 3  # checkpoints at steps 3, 6 and 9
+
+SUITE = """\
+name = "rel"
+seeds = [0]
+
+[model]
+preset = "tiny"
+tokenizer = "builtin:tiny-bpe"
+
+[arms]
+bf16 = "bf16"
+fp8 = "emulated:block"
+
+[topology]
+device = "cpu"
+
+[stages.cpt]
+kind = "cpt"
+data = {{ path = "{data}" }}
+seq_len = 32
+global_batch_size = 4
+micro_batch_size = 2
+steps = {steps}
+checkpoint_every = {checkpoint_every}
+optim = {{ lr = 3e-3, min_lr = 3e-4 }}
+schedule = {{ kind = "wsd", warmup_steps = 2, decay_fraction = 0.25 }}
+evaluate = false
+
+[telemetry]
+warmup_steps = 1
+"""
+
+
+def write_suite(folder: Path, data: Path | str, *, steps: int = STEPS, extra: str = "", replace=()) -> Path:
+    """suite.toml in `folder`: two arms (bf16, emulated:block) of a tiny CPT stage; `replace` edits lines."""
+    text = SUITE.format(data=data, steps=steps, checkpoint_every=CHECKPOINT_EVERY) + extra
+    for old, new in replace:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = folder / "suite.toml"
+    path.write_text(text)
+    return path
+
+
+def write_corpus(path: Path, docs: int = 60) -> Path:
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    lines = [
+        json.dumps({"text": f"doc {i}: " + " ".join(words[(i * 7 + j * 3) % 12] for j in range(20 + i % 15))})
+        for i in range(docs)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Child:
+    """`python -m harness.cli ARGS` in its own session, optionally pausing itself at HARNESS_TEST_PAUSE."""
+
+    def __init__(self, args: list[str], log: Path, pause: str | None = None):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HOOKS), os.environ.get("PYTHONPATH")]))}
+        env.pop("HARNESS_TEST_PAUSE", None)
+        if pause:
+            env["HARNESS_TEST_PAUSE"] = pause
+        self.log = log
+        with log.open("w") as fh:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.cli", *args],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    def wait_paused(self) -> None:
+        """Block until the child has stopped itself at the pause point (fails if it exited instead)."""
+        _, status = os.waitpid(self.proc.pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+            pytest.fail(
+                f"child exited ({self.proc.returncode}) before its pause point:\n{self.log.read_text()[-3000:]}"
+            )
+
+    def kill(self) -> int:
+        """SIGKILL the child (works on a stopped process) and return its exit code (-9)."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        return self.proc.wait(timeout=60)
+
+
+def session_processes(sid: int) -> list[str]:
+    """Live (non-zombie) processes whose session id is `sid`: what a child left behind."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited while we looked
+        fields = text.rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found.append(text.split(")", 1)[0] + ")")
+    return found

@@ -1,0 +1,143 @@
+"""Bad input through the real front door, harness.cli.main: exit 2 and one message naming the file,
+the field and the fix, without a traceback, and nothing trained. Field-level suite errors are also
+unit-tested in tests/test_suite.py; data errors below the CLI in tests/train/test_train_data.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from relkit import write_suite
+
+from harness.analysis.synthetic import write_synthetic_suite
+from harness.cli import main
+
+RECIPE = '"emulated:block"'
+PRESET = 'preset = "tiny"'
+
+# id -> (command, line replacements, --set overrides, texts the one message must contain)
+SUITE_CASES = {
+    "malformed_toml": ("validate", [("seq_len = 32", "seq_len = ")], [], ["malformed TOML", "line 18", "fix the syntax"]),
+    "misspelt_key": (
+        "validate", [("seq_len = 32", "seq_length = 32")], [],
+        ["stages.cpt.seq_length: unknown key; did you mean 'seq_len'?", "remove it or use one of"],
+    ),
+    "wrong_type": ("validate", [("seq_len = 32", 'seq_len = "long"')], [], ["stages.cpt.seq_len:", "valid integer", "(got 'long')"]),
+    "zero_batch": (
+        "validate", [("global_batch_size = 4", "global_batch_size = 0")], [],
+        ["stages.cpt.global_batch_size: Input should be greater than 0 (got 0)"],
+    ),
+    "negative_seq_len": ("validate", [("seq_len = 32", "seq_len = -32")], [], ["stages.cpt.seq_len:", "greater than 0 (got -32)"]),
+    "unknown_recipe": ("validate", [(RECIPE, '"te:blockwize"')], [], ["arms: arm 'fp8': unknown recipe", "did you mean 'te:blockwise'?"]),
+    "batch_not_divisible": (
+        "validate", [("micro_batch_size = 2", "micro_batch_size = 3")], [],
+        ["stages.cpt.global_batch_size: 4 is not a multiple of micro_batch_size"],
+    ),
+    "bad_set": ("validate", [], ["stages.cpt.steps"], ["--set 'stages.cpt.steps': expected key.path=value"]),
+    "te_recipe_on_cpu": (
+        "run", [(RECIPE, '"te:blockwise"')], [],
+        ["arms (fp8): te:blockwise needs an NVIDIA GPU", "use emulated:block on CPU", "nothing was trained"],
+    ),
+    "cuda_device_without_gpu": ("run", [('device = "cpu"', 'device = "cuda"')], [], ["topology.device = 'cuda'", "use 'auto' or 'cpu'"]),
+    "missing_model_path": (
+        "run", [(PRESET, 'path = "models/absent"')], [],
+        ["model.path: path 'models/absent' does not exist", "--set model.path="],
+    ),
+    "unset_model_variable": (
+        "run", [(PRESET, 'path = "${HARNESS_TEST_UNSET_MODEL}"')], [],
+        ["model.path: environment variable HARNESS_TEST_UNSET_MODEL is not set", "export HARNESS_TEST_UNSET_MODEL="],
+    ),
+    "missing_data_path": (
+        "run", [], ["stages.cpt.data.path=data/absent.jsonl"],
+        ["stages.cpt.data.path: path 'data/absent.jsonl' does not exist", "--set stages.cpt.data.path="],
+    ),
+    "seq_len_beyond_max_positions": (
+        "run", [], ["stages.cpt.seq_len=4096"],
+        ["stages.cpt.seq_len: 4096 exceeds the model's max_position_embeddings (2048, preset 'tiny')", "lower seq_len"],
+    ),
+    "sft_rows_all_longer_than_seq_len": (
+        "run", [], ["stages.cpt.kind=sft", "stages.cpt.data.path=builtin:arith-sft", "stages.cpt.seq_len=4"],
+        ["data.path: all", "conversations of builtin:arith-sft are longer than seq_len=4; raise seq_len"],
+    ),
+}  # fmt: skip
+
+# the --set flag is the bad input there; the SFT data check runs in the trainer and names the data
+NOT_NAMING_THE_SUITE = {"bad_set", "sft_rows_all_longer_than_seq_len"}
+
+
+def _call(argv: list[str], capsys) -> tuple[int, str]:
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def _assert_one_message(err: str, command: str, *texts: str) -> None:
+    assert "Traceback" not in err, err
+    assert err.count(f"harness {command}: ") == 1 and "(top level)" not in err, err
+    for text in texts:
+        assert text in err, f"{text!r} not in:\n{err}"
+
+
+@pytest.mark.parametrize("case", SUITE_CASES)
+def test_bad_suite_exits_2_with_one_message_naming_file_field_and_fix(case, tmp_path, corpus, capsys):
+    command, replace, overrides, texts = SUITE_CASES[case]
+    suite = write_suite(tmp_path, corpus, replace=replace)
+    argv = [command, str(suite), *(x for kv in overrides for x in ("--set", kv))]
+    if command == "run":
+        argv += ["--runs-dir", str(tmp_path / "runs"), "--report-dir", str(tmp_path / "report"), "--quiet"]
+    code, err = _call(argv, capsys)
+    assert code == 2
+    _assert_one_message(err, command, *texts)
+    if case not in NOT_NAMING_THE_SUITE:
+        assert str(suite) in err
+    assert not list(tmp_path.glob("runs/*/*/metrics.jsonl"))  # nothing trained
+
+
+@pytest.mark.parametrize(
+    ("content", "texts"),
+    [
+        ('{"content": "a document"}\n', ["has no column 'text'; columns present: content", "data column option"]),
+        ("", ["is empty (0 bytes); point data.path at a file with rows"]),
+    ],
+    ids=["missing_column", "empty_file"],
+)
+def test_bad_dataset_exits_2_naming_the_data_file(content, texts, tmp_path, corpus, capsys):
+    data = tmp_path / "data.jsonl"
+    data.write_text(content)
+    suite = write_suite(tmp_path, data)
+    code, err = _call(["train", str(suite), "--run", "cpt-bf16-s0", "--runs-dir", str(tmp_path / "runs")], capsys)
+    assert code == 2
+    _assert_one_message(err, "train", f"data.path: {data}", *texts)
+
+
+def test_compare_names_the_corrupt_metrics_line(tmp_path, capsys):
+    suite_dir = write_synthetic_suite(tmp_path / "runs")
+    metrics = suite_dir / "cpt-fp8-s0" / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    lines[4] = lines[4][:20]  # a torn line
+    metrics.write_text("\n".join(lines) + "\n")
+    code, err = _call(["compare", str(suite_dir)], capsys)
+    assert code == 2
+    _assert_one_message(err, "compare", f"{metrics}:5: corrupt line in metrics.jsonl", "re-run `harness train`")
+    assert not (suite_dir / "parity.json").exists()
+
+
+def test_compare_refuses_unmatched_arms_naming_the_differing_field(tmp_path, capsys):
+    suite_dir = write_synthetic_suite(tmp_path / "runs")
+    spec_file = suite_dir / "cpt-fp8-s0" / "spec.json"
+    spec = json.loads(spec_file.read_text())
+    spec["stage"]["seq_len"] *= 2
+    spec_file.write_text(json.dumps(spec))
+    code, err = _call(["compare", str(suite_dir)], capsys)
+    assert code == 2
+    _assert_one_message(
+        err, "compare", f"{suite_dir / 'cpt-fp8-s0'} is not matched", "'stage.seq_len' differs (256 vs 128)", "re-run"
+    )
+
+
+@pytest.mark.parametrize("target", ["folder", "file"])
+def test_gate_without_parity_json_exits_2_and_says_run_compare(target, tmp_path, capsys):
+    suite_dir = tmp_path / "runs" / "rel"
+    suite_dir.mkdir(parents=True)
+    code, err = _call(["gate", str(suite_dir if target == "folder" else suite_dir / "parity.json")], capsys)
+    assert code == 2
+    _assert_one_message(err, "gate", f"{suite_dir / 'parity.json'}: not found", f"run `harness compare {suite_dir}`")

@@ -1,0 +1,44 @@
+"""Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during `harness run`, or SIGTERM: the
+command exits 130 with one line, the interrupted run's manifest says so, and no process of its
+session is left behind. (Ctrl-C with a vLLM server up is tests/eval/test_vllm_server.py.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from relkit import Child, session_processes, write_suite
+
+from harness.store import RunDir
+
+
+def test_ctrl_c_during_harness_run_marks_the_run_interrupted_and_leaves_no_process(tmp_path, corpus):
+    suite = write_suite(tmp_path, corpus, steps=400)  # far more steps than the test lets it run
+    argv = ["run", str(suite), "--runs-dir", str(tmp_path / "runs"), "--report-dir", str(tmp_path / "report"),
+            "--skip-eval", "--quiet"]  # fmt: skip
+    child = Child(argv, tmp_path / "child.log", pause="metrics:2")
+    child.wait_paused()
+    assert session_processes(child.proc.pid)  # the check sees the live session
+    os.killpg(child.proc.pid, signal.SIGINT)  # pending while stopped, delivered on SIGCONT
+    os.killpg(child.proc.pid, signal.SIGCONT)
+    assert child.proc.wait(timeout=120) == 130
+    log = child.log.read_text()
+    assert "harness run: interrupted" in log and "Traceback" not in log, log[-2000:]
+    manifest = RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0").read_manifest()
+    assert manifest["status"] == "interrupted" and manifest["reason"] == "interrupted by the user"
+    assert manifest["ended_at"]
+    assert not (tmp_path / "runs" / "rel" / "cpt-fp8-s0").exists()  # the next arm never started
+    assert session_processes(child.proc.pid) == []
+
+
+def test_sigterm_to_harness_train_unwinds_like_ctrl_c_and_exits_143(tmp_path, corpus):
+    suite = write_suite(tmp_path, corpus, steps=400)
+    argv = ["train", str(suite), "--run", "cpt-bf16-s0", "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    child = Child(argv, tmp_path / "child.log", pause="metrics:2")
+    child.wait_paused()
+    os.kill(child.proc.pid, signal.SIGTERM)  # what Slurm sends at the time limit, torchrun to stop workers
+    os.kill(child.proc.pid, signal.SIGCONT)
+    assert child.proc.wait(timeout=120) == 128 + signal.SIGTERM
+    log = child.log.read_text()
+    assert "harness train: terminated (SIGTERM)" in log and "Traceback" not in log, log[-2000:]
+    assert RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0").read_manifest()["status"] == "interrupted"
