@@ -147,12 +147,14 @@ def test_interrupted_new_evaluation_removes_the_old_results(tmp_path, tiny_check
 
 
 def test_evaluate_run_uses_spec_eval_settings(tmp_path, tiny_checkpoint):
-    run = make_run_dir(tmp_path, tiny_checkpoint)  # smoke suite: arith, limit 30, 2 samples, 16 tokens
+    run = make_run_dir(tmp_path, tiny_checkpoint)  # smoke suite's [eval.benchmarks.arith]
+    bench = RunDir(run).read_spec().eval.benchmarks["arith"]
     results = evaluate_run(RunDir(run), quiet=True)
     summary = json.loads((run / "eval" / "arith" / "summary.json").read_text())
-    assert results["arith"]["n_samples"] == summary["n_samples"] == 60
-    assert summary["n_problems"] == 30 and summary["generation"]["max_tokens"] == 16
-    assert len(pd.read_parquet(run / "eval" / "arith" / "samples.parquet")) == 60
+    expected = bench.limit * bench.samples
+    assert results["arith"]["n_samples"] == summary["n_samples"] == expected
+    assert summary["n_problems"] == bench.limit and summary["generation"]["max_tokens"] == bench.max_tokens
+    assert len(pd.read_parquet(run / "eval" / "arith" / "samples.parquet")) == expected
 
 
 def test_evaluate_run_without_checkpoint_says_what_to_do(tmp_path):
