@@ -42,7 +42,7 @@ def torchrun_command(
             f"--rdzv-endpoint={rdzv_endpoint}",
             f"--rdzv-id={spec.suite}-{spec.run_id}",
         ]
-    cmd += ["-m", "harness.cli", "train", suite_path, "--run", spec.run_id, "--runs-dir", runs_dir, "--quiet"]
+    cmd += ["-m", "harness.cli", "train", suite_path, "--run-id", spec.run_id, "--runs-dir", runs_dir, "--quiet"]
     for item in overrides:
         cmd += ["--set", item]
     return cmd

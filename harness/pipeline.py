@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import HarnessError, InvalidInput, RunFailed
+from harness.preflight import missing_paths, preflight
 from harness.store import RunDir, atomic_write_json, index_path, read_json
 from harness.suite import RunSpec, Suite, load_suite, plan, unresolved_variables
 
@@ -57,75 +60,6 @@ def configure_validate(parser: argparse.ArgumentParser):
         return 0
 
     return main
-
-
-def missing_paths(suite: Suite) -> list[str]:
-    """Local paths named in the suite that do not exist (unset ${VAR}s are left for run time)."""
-    found = []
-    candidates = [("model.path", suite.model.path, True)]  # model.path is always a local folder
-    candidates += [(f"stages.{n}.data.path", s.data.path, False) for n, s in suite.stages.items()]
-    for field, value, local in candidates:
-        if not value or "${" in value or value.startswith("builtin:"):
-            continue
-        if (local or _looks_local(value)) and not Path(value).expanduser().exists():
-            found.append(f"{field}: path {value!r} does not exist; fix the path or pass --set {field}=...")
-    return found
-
-
-def _looks_local(value: str) -> bool:
-    # "org/name" may be a hub id; anything anchored to the file system or named like a data file is local.
-    return value.startswith(("/", "./", "../", "~")) or Path(value).suffix in DATA_SUFFIXES or Path(value).exists()
-
-
-DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow", ".csv")
-
-
-def preflight(suite: Suite, specs: list[RunSpec], suite_dir: Path, where: str = "suite") -> None:
-    """Refuse what would fail mid-suite before any arm trains: a recipe this machine cannot run
-    (else `te:*` on a CPU fails only after the bf16 arm has trained) and a seq_len beyond the model's
-    positions. Runs already completed are not checked, so their suite can be re-analysed anywhere."""
-    import torch
-
-    from harness.train.precision.registry import get_backend
-
-    todo = [s for s in specs if _status(suite_dir / s.run_id) != "completed"]
-    choice = suite.topology.device
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise InvalidInput(f"{where}: topology.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
-    device = torch.device("cuda", 0) if choice != "cpu" and torch.cuda.is_available() else torch.device("cpu")
-    for recipe in dict.fromkeys(s.recipe for s in todo):
-        arms = ", ".join(sorted({s.arm for s in todo if s.recipe == recipe}))
-        try:
-            get_backend(recipe).check_available(device)
-        except HarnessError as exc:
-            raise InvalidInput(f"{where}: arms ({arms}): {exc}; nothing was trained") from None
-    limit, source = _max_positions(suite)
-    for spec in todo:
-        if limit is not None and spec.stage.seq_len > limit:
-            raise InvalidInput(
-                f"{where}: stages.{spec.stage_name}.seq_len: {spec.stage.seq_len} exceeds the model's "
-                f"max_position_embeddings ({limit}, {source}); lower seq_len or use a longer-context model"
-            )
-
-
-def _status(run_path: Path) -> str | None:
-    manifest = run_path / "manifest.json"
-    try:
-        return json.loads(manifest.read_text()).get("status") if manifest.is_file() else None
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None
-
-
-def _max_positions(suite: Suite) -> tuple[int | None, str]:
-    if suite.model.path:
-        config = Path(suite.model.path).expanduser() / "config.json"
-        try:
-            return int(json.loads(config.read_text())["max_position_embeddings"]), str(config)
-        except (OSError, ValueError, KeyError, TypeError):
-            return None, ""  # the trainer reports an unreadable checkpoint with its own message
-    from harness.train.model import PRESETS
-
-    return PRESETS[suite.model.preset].get("max_position_embeddings"), f"preset {suite.model.preset!r}"
 
 
 def configure_plan(parser: argparse.ArgumentParser):
@@ -181,29 +115,71 @@ def prepare_run_dir(suite_dir: Path, spec: RunSpec) -> RunDir:
 
 
 def train_one(spec: RunSpec, suite_dir: Path, quiet: bool) -> dict:
+    """Train one run in this process (what `harness train` does on every rank)."""
     from harness.train.trainer import train
 
     run_dir = prepare_run_dir(suite_dir, spec)
     return train(spec, run_dir, quiet=quiet)
 
 
+def train_isolated(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
+    """Train one run in a fresh `harness train RUN_DIR` process.
+
+    Arms then never share an allocator cache, compiled graphs or a crashed CUDA context, so
+    each arm's memory and step time are its own. Ctrl-C or SIGTERM here is passed on to the
+    child, which records the run as interrupted before we re-raise.
+    """
+    run_dir = prepare_run_dir(suite_dir, spec)
+    cmd = [sys.executable, "-m", "harness.cli", "train", str(run_dir.path), *(["--quiet"] if quiet else [])]
+    child = subprocess.Popen(cmd)
+    try:
+        code = child.wait()
+    except KeyboardInterrupt as exc:
+        child.send_signal(signal.SIGTERM if type(exc).__name__ == "Terminated" else signal.SIGINT)
+        try:
+            child.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise
+    if code == 0:
+        return
+    if code in (130, 128 + signal.SIGTERM):
+        raise KeyboardInterrupt
+    if code == InvalidInput.exit_code:
+        raise InvalidInput(f"{spec.run_id}: training stopped on invalid input (message above)")
+    manifest = run_dir.read_manifest() if run_dir.manifest.is_file() else {}
+    raise RunFailed(manifest.get("reason") or f"`harness train` exited with code {code}")
+
+
 def _find_spec(suite: Suite, run_id: str) -> RunSpec:
     specs = {s.run_id: s for s in plan(suite)}
     if run_id not in specs:
-        raise InvalidInput(f"--run {run_id}: not in suite {suite.name}; runs: {', '.join(specs)}")
+        raise InvalidInput(f"--run-id {run_id}: not in suite {suite.name}; runs: {', '.join(specs)}")
     return specs[run_id]
 
 
 def configure_train(parser: argparse.ArgumentParser):
-    suite_args(parser)
-    parser.add_argument("--run", required=True, metavar="RUN_ID", help="run id from `harness plan`")
+    parser.add_argument("suite", help="suite file (TOML) with --run-id, or a run directory holding spec.json")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    # --run-id, not --run: torchrun's own parser takes "--run" for its --run-path option.
+    parser.add_argument("--run-id", "--run", dest="run", metavar="RUN_ID", help="run id from `harness plan`")
     parser.add_argument("--runs-dir", help="root of run directories (default: the suite's runs_dir)")
     parser.add_argument("--quiet", action="store_true", help="plain progress lines for CI logs")
 
     def main(args) -> int:
-        suite = load_suite(args.suite, args.overrides)
-        spec = _find_spec(suite, args.run)
-        summary = train_one(spec, Path(args.runs_dir or suite.runs_dir) / suite.name, args.quiet)
+        target = Path(args.suite)
+        if target.is_dir():
+            run_dir = RunDir(target)
+            spec = run_dir.read_spec()
+            suite_dir = target.parent
+        else:
+            if not args.run:
+                raise InvalidInput(f"{args.suite}: pass --run-id RUN_ID (see `harness plan`) or a run directory")
+            suite = load_suite(args.suite, args.overrides)
+            spec = _find_spec(suite, args.run)
+            suite_dir = Path(args.runs_dir or suite.runs_dir) / suite.name
+        summary = train_one(spec, suite_dir, args.quiet)
         console.print(f"{spec.run_id}: {summary.get('status', 'done')}")
         return 0
 
@@ -251,10 +227,10 @@ def run_suite(
 ) -> int:
     """Train and evaluate every planned run, then compare, report and gate. Returns the exit code.
 
-    train_fn(spec, suite_dir, quiet) trains one run; the default trains in this process,
+    train_fn(spec, suite_dir, quiet) trains one run; the default trains it in a fresh process,
     `harness launch` passes one that starts torchrun.
     """
-    train_fn = train_fn or train_one
+    train_fn = train_fn or train_isolated
     specs = [s for s in plan(suite) if (not stages or s.stage_name in stages) and (not arms or s.arm in arms)]
     if not specs:
         raise InvalidInput(f"suite {suite.name}: --stage/--arm select no run")

@@ -25,7 +25,26 @@ def test_single_node_uses_standalone_rendezvous():
         runs_dir="r",
     )
     assert "--standalone" in cmd and "--nproc-per-node=2" in cmd
-    assert cmd[cmd.index("--run") + 1] == "cpt-bf16-s0"
+    assert cmd[cmd.index("--run-id") + 1] == "cpt-bf16-s0"
+
+
+def test_torchrun_parses_our_command_and_passes_the_run_through():
+    from torch.distributed.run import get_args_parser
+
+    cmd = torchrun_command(
+        "s.toml",
+        spec(),
+        nnodes=2,
+        nproc_per_node=8,
+        node_rank=1,
+        rdzv_endpoint="h:29500",
+        overrides=["a=1"],
+        runs_dir="r",
+    )
+    args = get_args_parser().parse_args(cmd[3:])  # after "python -m torch.distributed.run"
+    assert (args.nnodes, args.nproc_per_node, args.node_rank) == ("2", "8", 1)
+    assert args.module and args.training_script == "harness.cli"
+    assert args.training_script_args[:4] == ["train", "s.toml", "--run-id", "cpt-bf16-s0"]
 
 
 def test_two_nodes_meet_at_the_endpoint_with_their_own_rank():

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,10 +96,37 @@ class Child:
                 f"child exited ({self.proc.returncode}) before its pause point:\n{self.log.read_text()[-3000:]}"
             )
 
+    def wait_session_paused(self, timeout_s: float = 120.0) -> None:
+        """Block until some process of the child's session (e.g. the `harness train` that `harness run`
+        starts per arm) has stopped itself at the pause point; polls /proc, fails on exit or timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(
+                    f"child exited ({self.proc.returncode}) before its pause point:\n{self.log.read_text()[-3000:]}"
+                )
+            if any(state == "T" for state in session_states(self.proc.pid)):
+                return
+            time.sleep(0.05)  # polling a condition, not waiting for time to pass
+        pytest.fail(f"no process of the session paused within {timeout_s} s")
+
     def kill(self) -> int:
         """SIGKILL the child (works on a stopped process) and return its exit code (-9)."""
         os.kill(self.proc.pid, signal.SIGKILL)
         return self.proc.wait(timeout=60)
+
+
+def session_states(sid: int) -> list[str]:
+    """The one-letter states (R, S, T, ...) of the live processes in session `sid`."""
+    states = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            states.append(fields[0])
+    return states
 
 
 def session_processes(sid: int) -> list[str]:

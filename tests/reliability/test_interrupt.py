@@ -17,7 +17,7 @@ def test_ctrl_c_during_harness_run_marks_the_run_interrupted_and_leaves_no_proce
     argv = ["run", str(suite), "--runs-dir", str(tmp_path / "runs"), "--report-dir", str(tmp_path / "report"),
             "--skip-eval", "--quiet"]  # fmt: skip
     child = Child(argv, tmp_path / "child.log", pause="metrics:2")
-    child.wait_paused()
+    child.wait_session_paused()  # `harness run` trains each arm in a `harness train` child process
     assert session_processes(child.proc.pid)  # the check sees the live session
     os.killpg(child.proc.pid, signal.SIGINT)  # pending while stopped, delivered on SIGCONT
     os.killpg(child.proc.pid, signal.SIGCONT)

@@ -1,0 +1,79 @@
+"""Checks made before anything trains: local paths exist, this machine can run every recipe,
+sequence lengths fit the model. A suite that would fail mid-way fails here, having lost nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.errors import HarnessError, InvalidInput
+from harness.suite import RunSpec, Suite
+
+
+def missing_paths(suite: Suite) -> list[str]:
+    """Local paths named in the suite that do not exist (unset ${VAR}s are left for run time)."""
+    found = []
+    candidates = [("model.path", suite.model.path, True)]  # model.path is always a local folder
+    candidates += [(f"stages.{n}.data.path", s.data.path, False) for n, s in suite.stages.items()]
+    for field, value, local in candidates:
+        if not value or "${" in value or value.startswith("builtin:"):
+            continue
+        if (local or _looks_local(value)) and not Path(value).expanduser().exists():
+            found.append(f"{field}: path {value!r} does not exist; fix the path or pass --set {field}=...")
+    return found
+
+
+def _looks_local(value: str) -> bool:
+    # "org/name" may be a hub id; anything anchored to the file system or named like a data file is local.
+    return value.startswith(("/", "./", "../", "~")) or Path(value).suffix in DATA_SUFFIXES or Path(value).exists()
+
+
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow", ".csv")
+
+
+def preflight(suite: Suite, specs: list[RunSpec], suite_dir: Path, where: str = "suite") -> None:
+    """Refuse what would fail mid-suite before any arm trains: a recipe this machine cannot run
+    (else `te:*` on a CPU fails only after the bf16 arm has trained) and a seq_len beyond the model's
+    positions. Runs already completed are not checked, so their suite can be re-analysed anywhere."""
+    import torch
+
+    from harness.train.precision.registry import get_backend
+
+    todo = [s for s in specs if _status(suite_dir / s.run_id) != "completed"]
+    choice = suite.topology.device
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise InvalidInput(f"{where}: topology.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    device = torch.device("cuda", 0) if choice != "cpu" and torch.cuda.is_available() else torch.device("cpu")
+    for recipe in dict.fromkeys(s.recipe for s in todo):
+        arms = ", ".join(sorted({s.arm for s in todo if s.recipe == recipe}))
+        try:
+            get_backend(recipe).check_available(device)
+        except HarnessError as exc:
+            raise InvalidInput(f"{where}: arms ({arms}): {exc}; nothing was trained") from None
+    limit, source = _max_positions(suite)
+    for spec in todo:
+        if limit is not None and spec.stage.seq_len > limit:
+            raise InvalidInput(
+                f"{where}: stages.{spec.stage_name}.seq_len: {spec.stage.seq_len} exceeds the model's "
+                f"max_position_embeddings ({limit}, {source}); lower seq_len or use a longer-context model"
+            )
+
+
+def _status(run_path: Path) -> str | None:
+    manifest = run_path / "manifest.json"
+    try:
+        return json.loads(manifest.read_text()).get("status") if manifest.is_file() else None
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def _max_positions(suite: Suite) -> tuple[int | None, str]:
+    if suite.model.path:
+        config = Path(suite.model.path).expanduser() / "config.json"
+        try:
+            return int(json.loads(config.read_text())["max_position_embeddings"]), str(config)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None, ""  # the trainer reports an unreadable checkpoint with its own message
+    from harness.train.model import PRESETS
+
+    return PRESETS[suite.model.preset].get("max_position_embeddings"), f"preset {suite.model.preset!r}"
