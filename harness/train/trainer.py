@@ -68,16 +68,20 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
         fused=device.type == "cuda",
     )  # fmt: skip
     scheduler = build_scheduler(optimizer, spec.stage.schedule, total_steps, optim.lr, optim.min_lr)
-    start_step, position = 0, None
-    checkpoint = latest_checkpoint(run_dir.checkpoints)
-    if checkpoint is not None:
-        start_step, position = load_checkpoint(checkpoint, model, optimizer, scheduler)
-    batches = Batches(data, spec.stage.global_batch_size, spec.seed, position)
-
     telemetry = Telemetry(
         run_dir, spec, device=device, flops_per_token=flops_per_token(model.config, spec.stage.seq_len),
         total_steps=total_steps, quiet=quiet, world_size=world_size, rank=rank,
     )  # fmt: skip
+    start_step, position = 0, None
+    checkpoint = latest_checkpoint(run_dir.checkpoints)
+    if checkpoint is not None:
+        try:
+            start_step, position = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        except InvalidInput as exc:  # a torn or planted checkpoint: the manifest says so, not "running"
+            telemetry.finish("failed", str(exc))
+            raise
+    batches = Batches(data, spec.stage.global_batch_size, spec.seed, position)
+
     telemetry.start(start_step)
     recent: list[float] = []
     try:
