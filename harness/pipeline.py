@@ -7,6 +7,7 @@ harness run SUITE.toml  =  for each planned run: train -> eval
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import signal
 import subprocess
@@ -131,8 +132,14 @@ def train_isolated(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
     """
     run_dir = prepare_run_dir(suite_dir, spec)
     cmd = [sys.executable, "-m", "harness.cli", "train", str(run_dir.path), *(["--quiet"] if quiet else [])]
-    child = subprocess.Popen(cmd)
+    # The child's stderr is relayed line by line, so its messages reach whoever reads ours
+    # (a CI log, pytest's capture) and its last line can explain a refusal.
+    child = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, bufsize=1)
+    tail: collections.deque[str] = collections.deque(maxlen=20)
     try:
+        for line in child.stderr:
+            sys.stderr.write(line)
+            tail.append(line.rstrip())
         code = child.wait()
     except KeyboardInterrupt as exc:
         child.send_signal(signal.SIGTERM if type(exc).__name__ == "Terminated" else signal.SIGINT)
@@ -147,7 +154,8 @@ def train_isolated(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
     if code in (130, 128 + signal.SIGTERM):
         raise KeyboardInterrupt
     if code == InvalidInput.exit_code:
-        raise InvalidInput(f"{spec.run_id}: training stopped on invalid input (message above)")
+        said = [line.removeprefix("harness train: ") for line in tail if line.startswith("harness train: ")]
+        raise InvalidInput(said[-1] if said else f"{spec.run_id}: training stopped on invalid input (see above)")
     manifest = run_dir.read_manifest() if run_dir.manifest.is_file() else {}
     raise RunFailed(manifest.get("reason") or f"`harness train` exited with code {code}")
 
