@@ -37,8 +37,8 @@ def tests(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "harness", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "harness", "tests", "noxfile.py")
+    session.run("ruff", "check", "harness", "tests", "benchmarks", "scripts", "noxfile.py")
+    session.run("ruff", "format", "--check", "harness", "tests", "benchmarks", "scripts", "noxfile.py")
 
 
 @nox.session(python="3.11")
