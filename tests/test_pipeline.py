@@ -19,22 +19,15 @@ SHORT = [
 ]  # fmt: skip
 
 
+def run_smoke(root: Path, *extra: str) -> int:
+    runs, report = str(root / "runs"), str(root / "report")
+    return main(["run", "suites/smoke.toml", *SHORT, "--runs-dir", runs, "--report-dir", report, "--quiet", *extra])
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
-    code = main(
-        [
-            "run",
-            "suites/smoke.toml",
-            *SHORT,
-            "--runs-dir",
-            str(root / "runs"),
-            "--report-dir",
-            str(root / "report"),
-            "--quiet",
-        ]
-    )
-    return code, root
+    return run_smoke(root), root
 
 
 def test_run_writes_every_stage_of_the_contract(smoke_run):
@@ -66,18 +59,6 @@ def test_rerun_resumes_finished_runs_without_retraining(smoke_run):
     _, root = smoke_run
     metrics = root / "runs" / "smoke" / "cpt-bf16-s0" / "metrics.jsonl"
     before = metrics.read_text()
-    code = main(
-        [
-            "run",
-            "suites/smoke.toml",
-            *SHORT,
-            "--runs-dir",
-            str(root / "runs"),
-            "--report-dir",
-            str(root / "report"),
-            "--quiet",
-            "--skip-eval",
-        ]
-    )
+    code = run_smoke(root, "--skip-eval")
     assert code in (0, 1)
     assert metrics.read_text() == before

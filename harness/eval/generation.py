@@ -35,23 +35,6 @@ class Request:
 class Generator(Protocol):
     name: str
 
-    def _post(self, http: urllib.request.Request) -> dict:
-        """POST with a few retries on dropped connections (a busy server); HTTP errors are not retried."""
-        for attempt in range(self.retries + 1):
-            try:
-                with urllib.request.urlopen(http, timeout=self.timeout_s) as response:
-                    return json.loads(response.read())
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")[:500]
-                raise RunFailed(f"{self.base_url} answered HTTP {exc.code}: {detail}") from None
-            except (urllib.error.URLError, ConnectionError) as exc:
-                if self.on_error:
-                    self.on_error(exc)  # a dead server raises here, with its log, instead of being retried
-                if attempt == self.retries:
-                    raise
-                time.sleep(0.5 * 2**attempt)  # back off before retrying a dropped connection
-        raise AssertionError("unreachable")
-
     def generate(self, requests: list[Request]) -> Iterator[tuple[Request, str]]:
         """Yield (request, output text) as each finishes, in any order."""
         ...
