@@ -3,23 +3,10 @@ corpus and one uninterrupted reference run to compare resumed runs against."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from relkit import write_corpus, write_suite
-
-
-@pytest.fixture(scope="session", autouse=True)
-def harness_cache(tmp_path_factory):
-    """Tokenizers train once per session into a private cache (children inherit it), never ~/.cache."""
-    old = os.environ.get("HARNESS_CACHE")
-    os.environ["HARNESS_CACHE"] = str(tmp_path_factory.mktemp("harness-cache"))
-    yield os.environ["HARNESS_CACHE"]
-    if old is None:
-        os.environ.pop("HARNESS_CACHE", None)
-    else:
-        os.environ["HARNESS_CACHE"] = old
 
 
 @pytest.fixture(scope="session")

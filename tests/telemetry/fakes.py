@@ -6,6 +6,31 @@ import torch
 
 from harness.suite import Suite, plan
 
+# summary.json keys documented in docs/ARCHITECTURE.md (the contract analysis reads).
+SUMMARY_KEYS = {
+    "run_id",
+    "stage",
+    "arm",
+    "recipe",
+    "emulated",
+    "status",
+    "reason",
+    "steps",
+    "steady_steps",
+    "tokens_total",
+    "final_loss",
+    "device",
+    "world_size",
+    "step_time_s",
+    "tokens_per_s",
+    "mfu",
+    "peak_alloc_bytes",
+    "peak_reserved_bytes",
+    "nvml_peak_memory_bytes",
+    "energy_j",
+    "energy_per_token_j",
+}
+
 
 class FakeNvml:
     """Two GPUs; every energy read advances the counter by 1000 mJ; memory grows by 1 MiB a read."""

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from fakes import make_spec
+from fakes import SUMMARY_KEYS, make_spec
 
 from harness.store import RunDir
 from harness.telemetry import Telemetry
@@ -24,29 +24,6 @@ RECORD_KEYS = {
     "peak_reserved_bytes",
     "checkpoint",
     "time_s",
-}
-SUMMARY_KEYS = {
-    "run_id",
-    "stage",
-    "arm",
-    "recipe",
-    "emulated",
-    "status",
-    "reason",
-    "steps",
-    "steady_steps",
-    "tokens_total",
-    "final_loss",
-    "device",
-    "world_size",
-    "step_time_s",
-    "tokens_per_s",
-    "mfu",
-    "peak_alloc_bytes",
-    "peak_reserved_bytes",
-    "nvml_peak_memory_bytes",
-    "energy_j",
-    "energy_per_token_j",
 }
 
 

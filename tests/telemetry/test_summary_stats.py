@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import scipy.stats
+from fakes import SUMMARY_KEYS
 
 from harness.telemetry.stats import (
     bootstrap_median_ci,
@@ -112,30 +113,7 @@ def test_summary_has_documented_keys_and_energy_per_token_over_steady_steps():
         warmup_steps=1,
         totals={"energy_j": 1000.0, "steady_energy_j": 40.0, "nvml_peak_memory_bytes": 7},
     )
-    documented = {
-        "run_id",
-        "stage",
-        "arm",
-        "recipe",
-        "emulated",
-        "status",
-        "reason",
-        "steps",
-        "steady_steps",
-        "tokens_total",
-        "final_loss",
-        "device",
-        "world_size",
-        "step_time_s",
-        "tokens_per_s",
-        "mfu",
-        "peak_alloc_bytes",
-        "peak_reserved_bytes",
-        "nvml_peak_memory_bytes",
-        "energy_j",
-        "energy_per_token_j",
-    }
-    assert documented <= summary.keys()
+    assert SUMMARY_KEYS <= summary.keys()
     assert summary["steps"] == 4 and summary["steady_steps"] == 2  # step 1 warm-up, step 4 checkpoint
     assert summary["tokens_total"] == 200
     assert summary["final_loss"] == 2.5
