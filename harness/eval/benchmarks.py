@@ -1,8 +1,9 @@
-"""Benchmarks behind one registry: how to load, prompt and score each.
+"""Benchmarks behind one registry: where each one's data comes from and which EvalScope adapter prompts and scores it.
 
-Prompts are EvalScope 1.14's (the version pinned in docs/EVAL.md), so scores are comparable
-with EvalScope runs; answers are read after `</think>` as in InfiR2's eval scripts. Defaults
-for k and max_tokens are InfiR2's settings (used when a suite does not set them).
+A benchmark here is thin: it maps local records onto the columns EvalScope's adapter reads,
+gives every problem a stable id (the cache, the seeds and the paired comparison key on it), and
+names the adapter. Prompts, answer extraction and scoring are EvalScope's
+(harness.eval.evalscope_engine). Defaults for k and max_tokens are InfiR2's settings.
 """
 
 from __future__ import annotations
@@ -12,23 +13,32 @@ import hashlib
 import io
 import json
 import pickle
-import random
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from harness.errors import InvalidInput
-from harness.eval import scoring
+from harness.eval import evalscope_engine as engine
 from harness.eval.local_data import require
 
 
 @dataclass(frozen=True)
 class Problem:
     id: str
-    prompt: str  # the user message
-    target: str  # reference answer as text ("" for code: the tests decide)
-    meta: dict = field(default_factory=dict, compare=False)  # e.g. LiveCodeBench tests
+    messages: tuple[dict, ...]  # the chat turns sent to the model (EvalScope's prompt)
+    target: str  # reference answer as text (LiveCodeBench: "<n> tests": the tests decide)
+    sample: Any = field(default=None, compare=False, repr=False)  # EvalScope's Sample: the scoring context
+
+    @property
+    def prompt(self) -> str:
+        """The user message (the `prompt` column of samples.parquet)."""
+        return self.messages[-1]["content"]
+
+    @property
+    def system_prompt(self) -> str | None:
+        return next((m["content"] for m in self.messages if m["role"] == "system"), None)
 
 
 @dataclass(frozen=True)
@@ -44,104 +54,80 @@ class HubSource:
 @dataclass(frozen=True)
 class Benchmark:
     name: str
-    load: Callable[[list[dict]], list[Problem]]  # records of the local folder -> problems
-    score: Callable[[Problem, str], tuple[str | None, float]]  # (problem, output) -> (extracted, score)
+    adapter: str  # EvalScope's registered benchmark that prompts and scores it
+    prepare: Callable[[dict, int], tuple[str, dict]]  # (record, index) -> (problem id, record in the adapter's columns)
+    required: tuple[str, ...]  # columns a local record must have
     samples: int  # InfiR2's k
     max_tokens: int  # InfiR2's limit
     hub: HubSource | None = None  # None: generated locally, needs no data folder
-    generate: Callable[[int], list[Problem]] | None = None  # local benchmarks: n -> problems
+    generate: Callable[[int], list[dict]] | None = None  # local benchmarks: n -> records
+    template: bool = True  # False: the bare question is the prompt (arith, as its SFT data shows it)
+    code: bool = False  # programs are run against tests (in harness.eval.sandbox)
+
+    def load(self, records: list[dict]) -> list[Problem]:
+        """Problems from local records, prompted by EvalScope's adapter (which may filter some out)."""
+        bench_adapter = engine.adapter(self.adapter)
+        problems = []
+        for index, record in enumerate(records):
+            require(record, self.required, self.name, index)
+            pid, prepared = self.prepare(record, index)
+            sample = engine.to_sample(bench_adapter, prepared, template=self.template)
+            if sample is None:
+                continue
+            target = f"{len(json.loads(sample.metadata['evaluation_sample'])['inputs'])} tests" if self.code else None
+            problems.append(Problem(pid, engine.chat_messages(sample), target or str(sample.target), sample))
+        return problems
+
+    def score(self, problem: Problem, output: str) -> engine.Scored:
+        """EvalScope's extraction and score for one output (code: its test runner inside our sandbox)."""
+        bench_adapter = engine.adapter(self.adapter)
+        if not self.code:
+            return engine.score(bench_adapter, problem.sample, output)
+        from harness.eval.sandbox import run_livecodebench
+
+        code = engine.extract_code(bench_adapter, problem.sample, output)
+        if code is None:
+            return engine.Scored(None, 0.0, "success", "no fenced code block")
+        results, reason = run_livecodebench(
+            code, problem.sample.metadata["evaluation_sample"], float(bench_adapter.review_timeout)
+        )
+        return engine.Scored(code, float(engine.livecodebench_passed(results)), "success", reason)
 
 
 # ---------------------------------------------------------------- AIME
 
-AIME24_PROMPT = "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
-AIME25_PROMPT = (
-    "\nSolve the following math problem step by step. Put your answer inside \\boxed{{}}.\n\n"
-    "{question}\n\nRemember to put your answer inside \\boxed{{}}."
-)
 
+def _aime(name: str):
+    def prepare(record: dict, index: int) -> tuple[str, dict]:
+        if "problem" not in record and "question" not in record:
+            require(record, ("problem",), name, index)
+        question = record["problem"] if "problem" in record else record["question"]
+        return str(record.get("id", f"{name}-{index}")), {"problem": question, "answer": str(record["answer"]).strip()}
 
-def _aime_loader(template: str, name: str, question_keys: tuple[str, ...]):
-    def load(records: list[dict]) -> list[Problem]:
-        problems = []
-        for i, record in enumerate(records):
-            key = next((k for k in question_keys if k in record), None)
-            require(record, (key or question_keys[0], "answer"), name, i)
-            pid = str(record.get("id", f"{name}-{i}"))
-            problems.append(Problem(pid, template.format(question=record[key]), str(record["answer"]).strip()))
-        return problems
-
-    return load
-
-
-def _score_math(problem: Problem, output: str) -> tuple[str | None, float]:
-    return scoring.score_math(output, problem.target)
+    return prepare
 
 
 # ---------------------------------------------------------------- GPQA-Diamond
-
-# EvalScope's MultipleChoiceTemplate.SINGLE_ANSWER_COT (zero-shot, `ANSWER: X` last line).
-GPQA_PROMPT = (
-    "Answer the following multiple choice question. The last line of your response should be of the following "
-    "format: 'ANSWER: [LETTER]' (without quotes) where [LETTER] is one of {letters}. Think step by step before "
-    "answering.\n\n{question}\n\n{choices}"
-)
+# EvalScope 1.14.1 derives the option order from a hash of the question (earlier releases shuffled
+# unseeded), so both arms of a comparison and every re-run see the same prompt.
 
 
-def _gpqa_clean(text) -> str:
-    import re
-
-    text = " " if text is None else str(text).strip()
-    text = text.replace(" [title]", ". ")
-    return re.sub(r"\[.*?\]", "", text).replace("  ", " ")
-
-
-def _load_gpqa(records: list[dict]) -> list[Problem]:
-    fields = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
-    problems = []
-    for i, record in enumerate(records):
-        require(record, fields, "gpqa_diamond", i)
-        pid = str(record.get("Record ID") or hashlib.sha1(record["Question"].encode()).hexdigest()[:12])
-        correct = _gpqa_clean(record["Correct Answer"])
-        choices = [_gpqa_clean(record[f"Incorrect Answer {j}"]) for j in (1, 2, 3)] + [correct]
-        # EvalScope shuffles with an unseeded RNG; we seed by problem id so every arm and every
-        # re-run sees the same order (a paired comparison needs identical prompts).
-        random.Random(f"gpqa:{pid}").shuffle(choices)
-        letters = "ABCD"
-        text = GPQA_PROMPT.format(
-            letters=",".join(letters),
-            question=record["Question"],
-            choices="\n".join(f"{letter}) {choice}" for letter, choice in zip(letters, choices, strict=True)),
-        )
-        problems.append(Problem(pid, text, letters[choices.index(correct)]))
-    return problems
-
-
-def _score_gpqa(problem: Problem, output: str) -> tuple[str | None, float]:
-    return scoring.score_choice(output, problem.target)
+def _gpqa(record: dict, index: int) -> tuple[str, dict]:
+    pid = record.get("Record ID") or hashlib.sha1(record["Question"].encode()).hexdigest()[:12]
+    return str(pid), record
 
 
 # ---------------------------------------------------------------- LiveCodeBench
 
-LCB_START, LCB_END = datetime(2024, 8, 1), datetime(2025, 2, 1)  # DeepSeek-R1 / InfiR2 window: 279 problems
-LCB_PROMPT = "### Question:\n{question}\n\n{format_prompt} ### Answer: (use the provided format with backticks)\n\n"
-LCB_WITH_STARTER = (
-    "You will use the following starter code to write the solution to the problem and enclose your code "
-    "within delimiters."
-)
-LCB_WITHOUT_STARTER = (
-    "Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test on the "
-    "sample inputs). Enclose your code within delimiters as follows."
-)
-
 
 def _lcb_tests(raw) -> list[dict]:
+    """Test cases from a JSON string, a list, or the hub's base64(zlib(pickle(json))) private tests."""
     if isinstance(raw, list):
         return raw
     try:
         return json.loads(raw)
     except json.JSONDecodeError:
-        # The hub's private tests are base64(zlib(pickle(json string))): unpickle plain data only, never code.
+        # Unpickle plain data only, never code: EvalScope's own loader calls pickle.loads on this field.
         return json.loads(_PlainDataUnpickler(io.BytesIO(zlib.decompress(base64.b64decode(raw.encode())))).load())
 
 
@@ -155,50 +141,29 @@ class _PlainDataUnpickler(pickle.Unpickler):
         )
 
 
-def _load_lcb(records: list[dict]) -> list[Problem]:
-    fields = ("question_id", "question_content", "contest_date", "public_test_cases", "private_test_cases")
-    problems = []
-    for i, record in enumerate(records):
-        require(record, fields, "livecodebench_v5", i)
-        date = datetime.fromisoformat(str(record["contest_date"])).replace(tzinfo=None)
-        if not LCB_START <= date <= LCB_END:
-            continue
-        starter = record.get("starter_code") or ""
-        if starter:
-            format_prompt = f"### Format: {LCB_WITH_STARTER}\n```python\n{starter}\n```\n\n"
-        else:
-            format_prompt = f"### Format: {LCB_WITHOUT_STARTER}\n```python\n# YOUR CODE HERE\n```\n\n"
-        tests = _lcb_tests(record["public_test_cases"]) + _lcb_tests(record["private_test_cases"])
-        metadata = record.get("metadata") or "{}"
-        metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
-        meta = {
-            "inputs": [t["input"] for t in tests],
-            "outputs": [t["output"] for t in tests],
-            "fn_name": metadata.get("func_name"),
-        }
-        text = LCB_PROMPT.format(question=record["question_content"], format_prompt=format_prompt)
-        problems.append(Problem(str(record["question_id"]), text, f"{len(tests)} tests", meta))
-    return problems
-
-
-def _score_lcb(problem: Problem, output: str) -> tuple[str | None, float]:
-    from harness.eval.sandbox import run_tests
-
-    code = scoring.extract_code(output)
-    if not code:
-        return None, 0.0
-    passed, _ = run_tests(code, problem.meta["inputs"], problem.meta["outputs"], problem.meta.get("fn_name"))
-    return code, float(passed)
+def _lcb(record: dict, index: int) -> tuple[str, dict]:
+    # EvalScope's loader expects JSON strings and a naive ISO date; the private tests are decoded here,
+    # safely, so its `pickle.loads` fallback never runs.
+    metadata = record.get("metadata") or "{}"
+    date = datetime.fromisoformat(str(record["contest_date"])).replace(tzinfo=None)
+    prepared = {
+        **record,
+        "starter_code": record.get("starter_code") or "",
+        "public_test_cases": json.dumps(_lcb_tests(record["public_test_cases"])),
+        "private_test_cases": json.dumps(_lcb_tests(record["private_test_cases"])),
+        "metadata": metadata if isinstance(metadata, str) else json.dumps(metadata),
+        "contest_date": date.isoformat(),
+    }
+    return str(record["question_id"]), prepared
 
 
 # ---------------------------------------------------------------- arith (local, CI)
 
 
-def _generate_arith(n: int) -> list[Problem]:
+def _generate_arith(n: int) -> list[dict]:
     from harness.data.arith import problems
 
-    # The SFT set (builtin:arith-sft) shows the bare problem as the user turn: prompt the same way.
-    return [Problem(p["id"], p["problem"], p["answer"]) for p in problems(n, "test")]
+    return problems(n, "test")
 
 
 ARITH_SIZE = 200  # problems when no limit is set
@@ -206,40 +171,56 @@ ARITH_SIZE = 200  # problems when no limit is set
 REGISTRY: dict[str, Benchmark] = {
     "aime24": Benchmark(
         "aime24",
-        _aime_loader(AIME24_PROMPT, "aime24", ("problem", "question")),
-        _score_math,
+        "aime24",
+        _aime("aime24"),
+        ("answer",),
         samples=32,
         max_tokens=31000,
         hub=HubSource("HuggingFaceH4/aime_2024", split="train"),
     ),
     "aime25": Benchmark(
         "aime25",
-        _aime_loader(AIME25_PROMPT, "aime25", ("question", "problem")),
-        _score_math,
+        "aime25",
+        _aime("aime25"),
+        ("answer",),
         samples=32,
         max_tokens=31000,
         hub=HubSource("opencompass/AIME2025", ("AIME2025-I", "AIME2025-II"), "test"),
     ),
     "gpqa_diamond": Benchmark(
         "gpqa_diamond",
-        _load_gpqa,
-        _score_gpqa,
+        "gpqa_diamond",
+        _gpqa,
+        ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"),
         samples=8,
         max_tokens=26000,
         hub=HubSource("Idavidrein/gpqa", ("gpqa_diamond",), "train"),
     ),
     "livecodebench_v5": Benchmark(
         "livecodebench_v5",
-        _load_lcb,
-        _score_lcb,
+        "live_code_bench",
+        _lcb,
+        ("question_id", "question_content", "contest_date", "public_test_cases", "private_test_cases"),
         samples=8,
         max_tokens=27000,
         hub=HubSource(
             "livecodebench/code_generation_lite",
             files=("test.jsonl", "test2.jsonl", "test3.jsonl", "test4.jsonl", "test5.jsonl"),
         ),
+        code=True,
     ),
-    "arith": Benchmark("arith", lambda records: [], _score_math, samples=2, max_tokens=16, generate=_generate_arith),
+    # Scored by EvalScope's AIME adapter, so CI runs EvalScope's scorer end to end; prompted with the
+    # bare problem because that is the user turn of its SFT set (builtin:arith-sft).
+    "arith": Benchmark(
+        "arith",
+        "aime24",
+        _aime("arith"),
+        ("answer",),
+        samples=2,
+        max_tokens=16,
+        generate=_generate_arith,
+        template=False,
+    ),
 }
 
 DEFAULT_BENCHMARKS = ("aime24", "aime25", "gpqa_diamond", "livecodebench_v5")

@@ -109,7 +109,13 @@ def main_data(args) -> int:
             source = bench.hub.repo if bench.hub else "generated locally"
             print(
                 json.dumps(
-                    {"benchmark": name, "source": source, "samples": bench.samples, "max_tokens": bench.max_tokens}
+                    {
+                        "benchmark": name,
+                        "evalscope_adapter": bench.adapter,
+                        "source": source,
+                        "samples": bench.samples,
+                        "max_tokens": bench.max_tokens,
+                    }
                 )
             )
         return 0

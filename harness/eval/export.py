@@ -42,8 +42,7 @@ def export_benchmark(name: str, out_dir: str | Path) -> Path:
     bench = get_benchmark(name)
     target = Path(out_dir) / name
     if bench.generate is not None:
-        problems = bench.generate(200)
-        _write_jsonl(target / "test.jsonl", ({"id": p.id, "problem": p.prompt, "answer": p.target} for p in problems))
+        _write_jsonl(target / "test.jsonl", bench.generate(200))
         return target
     if not hub_reachable():
         raise InvalidInput(

@@ -1,12 +1,13 @@
 """Evaluate a checkpoint on benchmarks: generate (resumably), score, write per-sample rows and a summary.
 
     eval/<bench>/generations.jsonl  cache, one line per finished sample (resume skips them)
-    eval/<bench>/samples.parquet    problem_id, sample_index, prompt, output, extracted, target, score
+    eval/<bench>/samples.parquet    problem_id, sample_index, prompt, output, extracted, target, score, ...
     eval/<bench>/summary.json       benchmark, avg_at_k, pass_at_1, k, n_problems, n_samples, backend, ...
     eval/vllm.log                   the server's log when backend = vllm
 
-Data for every benchmark is loaded before any model or server starts, so a missing folder
-fails in a second, not after a model load.
+Prompts and scores come from EvalScope's adapters (harness.eval.evalscope_engine). Data for every
+benchmark is loaded and prompted before any model or server starts, so a missing folder or a
+missing EvalScope fails in seconds, not after a model load.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from harness.errors import InvalidInput
 from harness.eval.benchmarks import ARITH_SIZE, Benchmark, Problem, get_benchmark
 from harness.eval.cache import GenerationCache, checkpoint_stamp, settings_key
+from harness.eval.evalscope_engine import evalscope_version
 from harness.eval.generation import Generator, Request, sample_seed
 from harness.eval.local_data import benchmark_dir, read_records
 from harness.eval.summary import summarise, write_results
@@ -71,6 +73,7 @@ def evaluate_checkpoint(
             f"{checkpoint}: no Hugging Face checkpoint here (config.json missing); "
             "train the run first (`harness train`) or pass a checkpoint folder"
         )
+    evalscope_version()  # fails with the install command before anything else when EvalScope is missing
     jobs = [_prepare(name, checkpoint, out_dir, eval_config, base) for name in names]
     todo = {job.bench.name: _missing_requests(job, eval_config.seed) for job in jobs}
     total = sum(map(len, todo.values()))
@@ -94,6 +97,8 @@ def evaluate_checkpoint(
             job.bench.name,
             rows,
             k=job.config.samples,
+            bench=job.bench,
+            system_prompt=job.problems[0].system_prompt,
             backend=backend,
             checkpoint=checkpoint,
             config=job.config,
@@ -113,10 +118,10 @@ def _prepare(name: str, checkpoint: Path, out_dir: Path, eval_config: EvalConfig
     bench = get_benchmark(name)
     config = eval_config.benchmarks.get(name) or BenchmarkConfig(samples=bench.samples, max_tokens=bench.max_tokens)
     if bench.generate is not None:
-        problems = bench.generate(config.limit or ARITH_SIZE)
+        records = bench.generate(config.limit or ARITH_SIZE)
     else:
-        folder = benchmark_dir(name, config.path, eval_config.data_dir, base)
-        problems = bench.load(read_records(folder, name))
+        records = read_records(benchmark_dir(name, config.path, eval_config.data_dir, base), name)
+    problems = bench.load(records)
     problems = problems[: config.limit] if config.limit else problems
     if not problems:
         raise InvalidInput(f"benchmark {name}: no problems after filtering; check its data folder and limit")
@@ -145,7 +150,7 @@ def _missing_requests(job: BenchJob, eval_seed: int) -> list[Request]:
         Request(
             p.id,
             i,
-            ({"role": "user", "content": p.prompt},),
+            p.messages,
             sample_seed(eval_seed, job.bench.name, p.id, i),
             job.config.max_tokens,
             job.config.temperature,
@@ -189,11 +194,13 @@ def _score(job: BenchJob) -> list[dict]:
             "sample_index": i,
             "prompt": p.prompt,
             "output": text,
-            "extracted": extracted,
+            "extracted": result.extracted,
             "target": p.target,
-            "score": float(score),
+            "score": result.score,
+            "score_status": result.status,
+            "score_reason": result.reason,
         }
-        for (p, i, text), (extracted, score) in zip(pairs, scored, strict=True)
+        for (p, i, text), result in zip(pairs, scored, strict=True)
     ]
 
 

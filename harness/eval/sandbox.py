@@ -63,13 +63,15 @@ def sandbox_python() -> str:
     return sys.executable
 
 
-@functools.lru_cache(maxsize=1)
-def isolation() -> tuple[str, list[str]]:
-    """(level, command prefix): "netns+pidns+nobody", "netns+pidns" (user namespace) or "rlimits-only"."""
+@functools.cache
+def isolation(python: str | None = None) -> tuple[str, list[str]]:
+    """(level, command prefix) for running `python` (default: sandbox_python()): "netns+pidns+nobody",
+    "netns+pidns" (user namespace) or "rlimits-only"."""
+    python = python or sandbox_python()
     unshare = shutil.which("unshare")
     if unshare:
         options = []
-        if os.geteuid() == 0 and _world_executable(sandbox_python()):
+        if os.geteuid() == 0 and _world_executable(python):
             options.append(
                 (
                     "netns+pidns+nobody",
@@ -79,7 +81,7 @@ def isolation() -> tuple[str, list[str]]:
         options.append(("netns+pidns", [unshare, "-r", "-n", "-p", "-f", "--kill-child", "--"]))
         for level, prefix in options:
             try:
-                probe = subprocess.run([*prefix, sandbox_python(), "-c", "pass"], capture_output=True, timeout=20)
+                probe = subprocess.run([*prefix, python, "-c", "pass"], capture_output=True, timeout=20)
             except (OSError, subprocess.TimeoutExpired):
                 continue
             if probe.returncode == 0:
@@ -111,9 +113,11 @@ def _limit_setter(limits: Limits, uid: int):
     return apply
 
 
-def run_program(code: str, stdin: str = "", limits: Limits = Limits()) -> RunResult:
-    """Run `code` as a Python program fed `stdin`; never raises for anything the program does."""
-    level, prefix = isolation()
+def run_program(code: str, stdin: str = "", limits: Limits = Limits(), python: str | None = None) -> RunResult:
+    """Run `code` as a Python program fed `stdin` (with `python`, default a stdlib interpreter); never raises
+    for anything the program does."""
+    python = python or sandbox_python()
+    level, prefix = isolation(python)
     as_nobody = level.endswith("nobody")
     with tempfile.TemporaryDirectory(prefix="harness-sandbox-") as scratch:
         script = Path(scratch) / "main.py"
@@ -122,11 +126,12 @@ def run_program(code: str, stdin: str = "", limits: Limits = Limits()) -> RunRes
             os.chmod(scratch, 0o777)  # nobody must write its scratch files
             script.chmod(0o644)
         env = {"PATH": "/usr/bin:/bin", "HOME": scratch, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+        env.update({name: "1" for name in _ONE_THREAD})
         # Output goes to files (capped by RLIMIT_FSIZE), not pipes: a program printing forever cannot fill our memory.
         out_path, err_path = Path(scratch) / ".stdout", Path(scratch) / ".stderr"
         with out_path.open("wb") as out_fh, err_path.open("wb") as err_fh:
             proc = subprocess.Popen(
-                [*prefix, sandbox_python(), "-I", str(script)],
+                [*prefix, python, "-I", str(script)],
                 cwd=scratch,
                 env=env,
                 stdin=subprocess.PIPE,
@@ -150,52 +155,41 @@ def run_program(code: str, stdin: str = "", limits: Limits = Limits()) -> RunRes
     return RunResult("ok" if proc.returncode == 0 else "error", proc.returncode, out, err)
 
 
-# LiveCodeBench's harness runs every program after these imports (its `import_string`), and
-# generated solutions rely on them (e.g. `List` without `from typing import List`).
-PRELUDE = (
-    "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
-    "from heapq import *\nfrom bisect import *\nfrom copy import *\nfrom math import *\nfrom random import *\n"
-    "from statistics import *\nfrom itertools import *\nfrom functools import *\nfrom operator import *\n"
-    "from io import *\nfrom sys import *\nfrom json import *\nfrom typing import *\n"
-    "import string, re, datetime, collections, heapq, bisect, copy, math, random, statistics, itertools\n"
-    "import functools, operator, io, sys, json\nsys.setrecursionlimit(50000)\n"
-)
+# EvalScope's LiveCodeBench runner (numpy inside) must not start a thread pool per core in every child.
+_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_RESULTS_MARK = "@@harness-lcb-results@@"
 
-# Call-based problems (LeetCode style): the starter code defines `class Solution` with `fn_name`;
-# each test input is one JSON value per line (the arguments), the output one JSON value.
-_CALL_DRIVER = """
-{code}
+# The child runs EvalScope's own LiveCodeBench test runner (its stdin/stdout and call-based grading,
+# per-test SIGALRM timeouts, reliability_guard) on one generated program, inside this sandbox.
+_LCB_DRIVER = f"""
 import json, sys
-_args = [json.loads(line) for line in sys.stdin.read().splitlines() if line.strip()]
-_result = getattr(Solution(), {fn_name!r})(*_args)
-print(json.dumps(_result))
+from evalscope.benchmarks.live_code_bench.testing_util import run_test
+job = json.loads(sys.stdin.read())
+results, meta = run_test({{"input_output": job["tests"]}}, test=job["code"], debug=False, timeout=job["timeout"])
+results = [r.item() if hasattr(r, "item") else r for r in results]
+reason = meta.get("error_message") if isinstance(meta, dict) else None
+sys.__stdout__.write("\\n{_RESULTS_MARK}" + json.dumps([results, reason]) + "\\n")
+sys.__stdout__.flush()
 """
 
 
-def _same_output(actual: str, expected: str) -> bool:
-    """LiveCodeBench compares stdout line by line after stripping whitespace."""
-    got = [line.strip() for line in actual.strip().splitlines()]
-    want = [line.strip() for line in expected.strip().splitlines()]
-    return got == want
+def run_livecodebench(code: str, tests_json: str, timeout_s: float = 6.0) -> tuple[list, str]:
+    """Per-test results of EvalScope's LiveCodeBench runner on `code`, run in this sandbox.
 
-
-def run_tests(
-    code: str, inputs: list[str], outputs: list[str], fn_name: str | None = None, limits: Limits = Limits()
-) -> tuple[bool, str]:
-    """Run every test; (all passed, reason of the first failure or "passed"). Stops at the first failure."""
-    program = PRELUDE + (_CALL_DRIVER.format(code=code, fn_name=fn_name) if fn_name else code)
-    for index, (given, expected) in enumerate(zip(inputs, outputs, strict=True)):
-        result = run_program(program, given, limits)
-        if result.status != "ok":
-            tail = result.stderr.strip().splitlines()[-1:] or [""]
-            return False, f"test {index}: {result.status} {tail[0]}".strip()
-        if fn_name:
-            try:
-                same = json.loads(result.stdout.strip() or "null") == json.loads(expected)
-            except json.JSONDecodeError:
-                same = _same_output(result.stdout, expected)
-        else:
-            same = _same_output(result.stdout, expected)
-        if not same:
-            return False, f"test {index}: wrong answer"
-    return True, "passed"
+    `tests_json` is EvalScope's `evaluation_sample` ({"inputs", "outputs", "fn_name"}). Results
+    follow EvalScope: True per passed test, then at the first failure -1 compile error, -2 wrong
+    answer, -3 time limit, -4 runtime error; all -1 when the whole run exceeds EvalScope's global
+    limit ((timeout + 1) s per test) or the sandbox kills it. The second value says why it failed
+    (EvalScope's error message, or the sandbox's status), None when every test passed.
+    """
+    n_tests = len(json.loads(tests_json)["inputs"])
+    budget = (timeout_s + 1) * n_tests  # EvalScope's global timeout for one generation
+    limits = Limits(timeout_s=budget + 10, cpu_s=int(budget) + 10, memory_bytes=4 << 30)  # +10 s: imports
+    job = json.dumps({"tests": tests_json, "code": code, "timeout": timeout_s})
+    result = run_program(_LCB_DRIVER, job, limits, python=sys.executable)
+    marked = [line for line in result.stdout.splitlines() if line.startswith(_RESULTS_MARK)]
+    if result.status != "ok" or not marked:
+        tail = result.stderr.strip().splitlines()[-1:] or [""]
+        return [-1] * n_tests, f"sandbox: {result.status} {tail[0]}".strip()
+    results, reason = json.loads(marked[-1][len(_RESULTS_MARK) :])
+    return results, reason

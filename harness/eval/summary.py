@@ -16,8 +16,17 @@ from pathlib import Path
 from harness import __version__
 from harness.store import atomic_write_json
 
-COLUMNS = ("problem_id", "sample_index", "prompt", "output", "extracted", "target", "score")
-EVALSCOPE_PIN = "1.14.1"  # prompts and extraction rules follow this release (docs/EVAL.md)
+COLUMNS = (
+    "problem_id",
+    "sample_index",
+    "prompt",
+    "output",
+    "extracted",
+    "target",
+    "score",
+    "score_status",  # EvalScope's ScoreStatus: "success", or "excluded" when it could not score (scored 0.0)
+    "score_reason",  # EvalScope's reason (math_reason, LiveCodeBench error message) where it gives one
+)
 
 
 def _version(package: str) -> str | None:
@@ -32,7 +41,18 @@ def avg_at_k(rows: list[dict]) -> float:
     return 100.0 * sum(r["score"] for r in rows) / len(rows) if rows else float("nan")
 
 
-def summarise(benchmark: str, rows: list[dict], *, k: int, backend: str, checkpoint: Path, config, eval_config) -> dict:
+def summarise(
+    benchmark: str,
+    rows: list[dict],
+    *,
+    k: int,
+    bench,
+    system_prompt: str | None,
+    backend: str,
+    checkpoint: Path,
+    config,
+    eval_config,
+) -> dict:
     """summary.json content for one benchmark (format in docs/ARCHITECTURE.md and docs/EVAL.md)."""
     problems = {r["problem_id"] for r in rows}
     score = avg_at_k(rows)
@@ -55,21 +75,27 @@ def summarise(benchmark: str, rows: list[dict], *, k: int, backend: str, checkpo
             "tensor_parallel_size": eval_config.tensor_parallel_size if backend == "vllm" else None,
             "answer_after": "</think>",
         },
-        "scorer": f"harness.eval.scoring (EvalScope {EVALSCOPE_PIN} prompts and rules)",
+        "scorer": "evalscope",
+        "evalscope_adapter": bench.adapter,
+        "prompt_template": "evalscope" if bench.template else "bare question",
+        "system_prompt": system_prompt,
+        "n_excluded": sum(r["score_status"] == "excluded" for r in rows),
         "versions": {
             "harness": __version__,
             "evalscope": _version("evalscope"),
-            "evalscope_rules": EVALSCOPE_PIN,
+            "evalscope_rules": _version("evalscope"),  # kept for readers of older results: same as evalscope
             "vllm": _version("vllm") if backend == "vllm" else None,
             "transformers": _version("transformers"),
             "torch": _version("torch"),
         },
         "created_at": time.time(),
     }
-    if benchmark.startswith("livecodebench"):
+    if bench.code:
+        import sys
+
         from harness.eval.sandbox import isolation
 
-        summary["sandbox"] = isolation()[0]
+        summary["sandbox"] = isolation(sys.executable)[0]
     return summary
 
 
@@ -81,7 +107,8 @@ def write_results(bench_dir: Path, rows: list[dict], summary: dict) -> None:
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["sample_index"] = frame["sample_index"].astype("int64")
     frame["score"] = frame["score"].astype("float64")
-    frame["extracted"] = frame["extracted"].astype("string")
+    for column in ("extracted", "score_status", "score_reason"):
+        frame[column] = frame[column].astype("string")
     fd, tmp = tempfile.mkstemp(dir=bench_dir, prefix=".samples.", suffix=".parquet.tmp")
     os.close(fd)
     try:

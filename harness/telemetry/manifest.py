@@ -6,6 +6,7 @@ Versions come from installed distribution metadata (no heavy imports); the harne
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -41,16 +42,20 @@ def package_version(*names: str) -> str | None:
 
 
 def git_sha(where: Path | None = None) -> str | None:
-    """HEAD of the git checkout holding `where` (default: the harness package); None if not in one."""
+    """HEAD of the git checkout holding `where` (default: the harness package).
+
+    Outside a git checkout (a `git archive` copy, as shipped to an offline GPU machine) the
+    HARNESS_GIT_SHA environment variable names the commit; None when neither says.
+    """
     where = where or Path(harness.__file__).resolve().parent
     try:
         done = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=False
         )
+        sha = done.stdout.strip() if done.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
-        return None
-    sha = done.stdout.strip()
-    return sha if done.returncode == 0 and sha else None
+        sha = ""
+    return sha or os.environ.get("HARNESS_GIT_SHA") or None
 
 
 def driver_version() -> str | None:

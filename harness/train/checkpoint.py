@@ -45,6 +45,7 @@ from torch.distributed.checkpoint.state_dict import (
 
 from harness.errors import InvalidInput, RunFailed
 from harness.train.distributed import barrier
+from harness.train.precision.te_layer import unfuse_state
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 STATE_FILE = "state.pt"
@@ -273,7 +274,8 @@ def export_final(folder: Path, model, tokenizer, dtype: torch.dtype) -> Path:
 
     Collective: the full weights are gathered (under FSDP2) and rank 0 writes. The weights are
     copied into a freshly built model of the same config (backend extras such as Transformer
-    Engine's `_extra_state` are dropped), cast to `dtype`, saved with save_pretrained.
+    Engine's `_extra_state` are dropped, its fused layers' weights are split back into HF's
+    q/k/v and gate/up), cast to `dtype`, saved with save_pretrained.
     """
     full = full_model_state(model)
     if _rank() == 0:
@@ -285,6 +287,7 @@ def export_final(folder: Path, model, tokenizer, dtype: torch.dtype) -> Path:
 def _write_hf(folder: Path, config, full: dict, tokenizer, dtype: torch.dtype) -> None:
     from transformers import AutoModelForCausalLM
 
+    full = unfuse_state(full, config)  # TE fused layers back to HF names (a no-op for HF layers)
     state = {k: v.detach().to("cpu", dtype) for k, v in full.items() if not k.endswith("_extra_state")}
     with torch.device("meta"):
         plain = AutoModelForCausalLM.from_config(config, dtype=dtype)

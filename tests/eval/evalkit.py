@@ -64,3 +64,42 @@ def make_run_dir(root: Path, checkpoint: Path | None, eval_overrides: list[str] 
     if checkpoint is not None:
         shutil.copytree(checkpoint, run / "checkpoints" / "final")
     return run
+
+
+def train_on_arith(checkpoint: Path, folder: Path, steps: int = 300) -> Path:
+    """A copy of `checkpoint` fine-tuned on the arith SFT chats with a plain torch loop (assistant tokens only).
+
+    Plain torch instead of `harness train`, so the eval tests depend on nothing but a Hugging Face folder.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+    rows = []
+    for record in sft_records(2000):
+        prompt = tokenizer.apply_chat_template(record["messages"][:1], add_generation_prompt=True, tokenize=False)
+        full = tokenizer.apply_chat_template(record["messages"], tokenize=False)
+        ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+        n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        rows.append((ids, n_prompt))
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    labels = torch.full((len(rows), width), -100)
+    for i, (ids, n_prompt) in enumerate(rows):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        labels[i, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    model.train()
+    for _ in range(steps):
+        batch = torch.randint(0, len(rows), (32,))
+        loss = model(input_ids=input_ids[batch], attention_mask=input_ids[batch] != tokenizer.pad_token_id,
+                     labels=labels[batch]).loss  # fmt: skip
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -62,8 +62,14 @@ def test_versions_name_every_tracked_package():
     assert found["torch"] == torch.__version__.split("+")[0] or found["torch"] == torch.__version__
 
 
-def test_git_sha_is_none_outside_a_repository(tmp_path):
+def test_git_sha_is_none_outside_a_repository(tmp_path, monkeypatch):
+    monkeypatch.delenv("HARNESS_GIT_SHA", raising=False)
     assert git_sha(tmp_path) is None
+
+
+def test_git_sha_of_an_archive_copy_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_GIT_SHA", "0123abcd" * 5)
+    assert git_sha(tmp_path) == "0123abcd" * 5
 
 
 def test_git_sha_inside_a_repository_is_a_commit_hash(tmp_path):

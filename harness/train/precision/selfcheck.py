@@ -5,12 +5,16 @@
 For the GPU machine (TE and torchao cannot run here): each recipe is refused with its reason,
 or runs one step from the same initial weights and batch; its loss must be finite and within
 --tolerance (relative) of bf16's, and every converted parameter must get a finite gradient.
-Exit code 0 when every recipe that was not refused passed. Not a test: it needs the hardware.
+Where Transformer Engine imports, it first checks that the fused TE decoder layer (te_layer.py)
+computes what the HF layer computes: same weights, BF16 autocast without FP8, loss within
+--tolerance / 4. Exit code 0 when every check that was not refused passed. Not a test: it needs
+the hardware.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import sys
 
@@ -45,6 +49,26 @@ def one_step(recipe: str, device: torch.device, seed: int = 0) -> tuple[float, f
     return float(loss.detach()), float(norm)
 
 
+def fused_layer_loss_gap(device: torch.device, seed: int = 0) -> float:
+    """Relative loss difference of the small model with TE fused layers vs HF layers (BF16, no FP8)."""
+    import transformer_engine.pytorch as te
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from harness.train.precision.te_layer import FusedQwen2DecoderLayer
+
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(Qwen2Config(**SHAPE, use_cache=False)).float().to(device)
+    ids = torch.randint(0, SHAPE["vocab_size"], (4, 256), generator=torch.Generator().manual_seed(seed)).to(device)
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        reference = float(model(input_ids=ids, labels=ids).loss)
+        layers = model.model.layers
+        for i, layer in enumerate(layers):
+            layers[i] = FusedQwen2DecoderLayer.from_hf(layer, te)
+        fused = float(model(input_ids=ids, labels=ids).loss)
+    print(f"fused TE layer vs HF layer (bf16, no FP8): loss {fused:.5f} vs {reference:.5f}")
+    return abs(fused - reference) / reference
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -52,9 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.02, help="max relative loss difference to bf16")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    failed = 0
+    if device.type == "cuda" and importlib.util.find_spec("transformer_engine") is not None:
+        gap = fused_layer_loss_gap(device)
+        failed += not gap <= args.tolerance / 4
+        print(f"  fused layer {'ok' if gap <= args.tolerance / 4 else 'FAILED'}: rel diff {gap:.2e}")
     base_loss, _ = one_step("bf16", device)
     print(f"device {device}: bf16 loss {base_loss:.5f}")
-    failed = 0
     for recipe in args.recipes.split(","):
         try:
             loss, norm = one_step(recipe, device)

@@ -6,8 +6,10 @@
                                        power-of-2 scales (DeepSeek-V3; what InfiR2 trained with)
     te:mxfp8     MXFP8BlockScaling     32-element microscaling blocks; Blackwell only
 
-Decoder-layer nn.Linear modules become te.Linear with the same weights; the forward runs under
-BF16 autocast plus TE's FP8 autocast. transformer_engine is imported only when this backend is
+Every Qwen2 decoder layer becomes a FusedQwen2DecoderLayer (te_layer.py: te.LayerNormLinear for
+norm + q/k/v, te.Linear for o_proj, te.LayerNormMLP for norm + SwiGLU MLP) with the same weights;
+any other decoder-layer nn.Linear becomes a te.Linear. The forward runs under BF16 autocast plus
+TE's FP8 autocast. transformer_engine is imported only when this backend is
 used, and the backend refuses clearly where it cannot run.
 """
 
@@ -20,6 +22,7 @@ from torch import nn
 
 from harness.errors import InvalidInput
 from harness.train.precision.base import bf16_autocast, decoder_linears, require_gpu
+from harness.train.precision.te_layer import FusedQwen2DecoderLayer, can_fuse
 
 MIN_CAPABILITY = {"delayed": (8, 9), "current": (8, 9), "blockwise": (9, 0), "mxfp8": (10, 0)}
 FALLBACK = {
@@ -74,6 +77,10 @@ class TEBackend:
 
     def convert(self, model: nn.Module) -> nn.Module:
         te = _te()
+        layers = model.model.layers if hasattr(getattr(model, "model", None), "layers") else []
+        for i, layer in enumerate(layers):
+            if can_fuse(layer):
+                layers[i] = FusedQwen2DecoderLayer.from_hf(layer, te)
         # FP8 GEMMs need both dimensions divisible by 16; anything else stays in BF16.
         for parent, attr, linear in list(
             decoder_linears(model, keep=lambda m: m.in_features % 16 == 0 and m.out_features % 16 == 0)

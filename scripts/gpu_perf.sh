@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Issue 8's measurements on one H100/H200 whose Transformer Engine / torchao wheels are staged in
+# /tmp/stage (../shared/gpu/README.md). One phase per call, so each fits the machine's time limit:
+#   bash scripts/gpu_perf.sh check              # selfcheck (fused TE layer vs HF, every recipe) and
+#                                               # eager decoder-layer / model-step microbenchmarks
+#   bash scripts/gpu_perf.sh 1.5b ARM [ARM...]  # suites/gpu-1.5b.toml (300 steps) for those arms
+#   bash scripts/gpu_perf.sh 7b ARM [ARM...]    # the 7B shape, 8 of 28 layers, 60 steps
+#   bash scripts/gpu_perf.sh report SUITE       # compare + report over every arm trained so far
+# Results (run dirs without checkpoints, reports, logs) go to $OUT (default /tmp/gpu-out).
+set -uo pipefail
+out=${OUT:-/tmp/gpu-out}
+mkdir -p "$out"
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HARNESS_CACHE=/tmp/harness-cache
+HARNESS_GIT_SHA=$(cat GIT_SHA 2>/dev/null) && export HARNESS_GIT_SHA
+# TE must load torch's own cuDNN (pip nvidia-cudnn), not the image's older system one.
+cudnn=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudnn.__path__)[0], 'lib'))" 2>/dev/null) \
+  && export LD_LIBRARY_PATH=$cudnn:${LD_LIBRARY_PATH:-}
+run=(python3 -m harness.cli run --skip-eval --runs-dir /tmp/runs --quiet)
+slice7b=(--set name=gpu-7b-8layers --set model.preset=qwen2.5-7b --set model.num_layers=8
+  --set stages.cpt.seq_len=4096 --set stages.cpt.micro_batch_size=2 --set stages.cpt.global_batch_size=2
+  --set stages.cpt.steps=60 --set telemetry.warmup_steps=10
+  --set arms.te-delayed=te:delayed)
+phase=${1:?phase: check, 1.5b, 7b or report}
+shift
+arms=()
+for arm in "$@"; do arms+=(--arm "$arm"); done
+case $phase in
+  check)
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt"
+    python3 -c "import torch, transformer_engine as te, torchao, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'te', te.__version__, 'torchao', torchao.__version__, 'transformers', transformers.__version__)" >> "$out/gpu.txt" 2>&1
+    python3 -m harness.train.precision.selfcheck --device cuda > "$out/selfcheck.txt" 2>&1
+    echo "selfcheck rc=$?" >> "$out/selfcheck.txt"
+    python3 -m pytest benchmarks -q -p no:cacheprovider --benchmark-only -k "decoder_layer or model_step" \
+      --benchmark-json="$out/bench-fused.json" > "$out/bench.log" 2>&1
+    echo "bench rc=$?" >> "$out/bench.log"
+    python3 -m benchmarks.summarize "$out/bench-fused.json" >> "$out/bench.log" 2>&1
+    ;;
+  1.5b) "${run[@]}" suites/gpu-1.5b.toml --report-dir /tmp/report/gpu-1.5b "${arms[@]}" > "$out/run-1.5b.log" 2>&1
+    echo "run rc=$?" >> "$out/run-1.5b.log" ;;
+  7b) "${run[@]}" suites/gpu-1.5b.toml "${slice7b[@]}" --report-dir /tmp/report/gpu-7b "${arms[@]}" > "$out/run-7b.log" 2>&1
+    echo "run rc=$?" >> "$out/run-7b.log" ;;
+  report)
+    suite=${1:?report needs gpu-1.5b or gpu-7b-8layers}
+    python3 -m harness.cli compare "/tmp/runs/$suite" --suite suites/gpu-1.5b.toml > "$out/report-$suite.log" 2>&1
+    python3 -m harness.cli report "/tmp/runs/$suite" --out "/tmp/report/$suite" >> "$out/report-$suite.log" 2>&1
+    echo "report rc=$?" >> "$out/report-$suite.log" ;;
+  *) echo "unknown phase $phase" >&2; exit 2 ;;
+esac
+[ -d /tmp/runs ] && tar czf "$out/results-$phase.tgz" --exclude=checkpoints --exclude=.cache -C /tmp runs $(ls -d /tmp/report 2>/dev/null | sed 's|/tmp/||')
+ls -la "$out"
