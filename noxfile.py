@@ -30,7 +30,7 @@ def _install_cpu(session: nox.Session, extras: str = "") -> None:
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """The test suite on CPU (pytest's exit 5, no tests collected, counts as a failure here)."""
-    _install_cpu(session, "[test,tensorboard]")
+    _install_cpu(session, "[test,tensorboard,eval]")
     session.run("pytest", "-q", *session.posargs, env={"CUDA_VISIBLE_DEVICES": ""})
 
 
@@ -44,13 +44,13 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def smoke(session: nox.Session) -> None:
     """Train bf16 and emulated FP8 on the tiny suite, evaluate, compare, report and gate."""
-    _install_cpu(session)
+    _install_cpu(session, "[eval]")
     session.run("harness", "run", "suites/smoke.toml", *session.posargs)
 
 
 def _parity(session: nox.Session, suite: str) -> None:
     # The cluster's torch/TE/torchao stay as they are: the package adds only pure-Python needs.
-    session.install("-e", ".")
+    session.install("-e", ".[eval]")
     args = list(session.posargs)
     if LAUNCH_FLAGS & {a.split("=")[0] for a in args}:
         session.run("harness", "launch", f"suites/{suite}.toml", *args)

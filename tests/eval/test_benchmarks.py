@@ -1,4 +1,4 @@
-"""Benchmark loaders read the hub's own columns from local folders and prompt like EvalScope."""
+"""Benchmark loaders read the hub's own columns from local folders; EvalScope's adapters write the prompts."""
 
 from __future__ import annotations
 
@@ -42,8 +42,10 @@ def test_aime_loads_jsonl_and_parquet_folders(tmp_path):
     pd.DataFrame([{"id": 61, "problem": "Find y.", "answer": 5}]).to_parquet(folder / "b.parquet")
     problems = get_benchmark("aime24").load(read_records(folder, "aime24"))
     assert [p.id for p in problems] == ["60", "61"] and problems[1].target == "5"
-    assert problems[0].prompt.startswith("Find x.\nPlease reason step by step") and "\\boxed{}" in problems[0].prompt
-    assert get_benchmark("aime24").score(problems[0], "\\boxed{33}") == ("33", 1.0)
+    assert "Solve the following math problem step by step" in problems[0].prompt  # EvalScope's AIME template
+    assert "Find x." in problems[0].prompt and "\\boxed{}" in problems[0].prompt
+    assert problems[0].messages == ({"role": "user", "content": problems[0].prompt},)
+    assert get_benchmark("aime24").score(problems[0], "\\boxed{33}").score == 1.0
 
 
 def test_aime25_accepts_question_column_and_numbers_problems():
@@ -57,7 +59,7 @@ def test_gpqa_choice_order_is_seeded_per_question():
     first, again = bench.load([_gpqa_record()])[0], bench.load([_gpqa_record()])[0]
     assert first.prompt == again.prompt and first.target == again.target  # every arm sees the same order
     assert f"{first.target}) 4" in first.prompt and "'ANSWER: [LETTER]'" in first.prompt
-    assert bench.score(first, f"Thinking...\nANSWER: {first.target}")[1] == 1.0
+    assert bench.score(first, f"Thinking...\nANSWER: {first.target}").score == 1.0
     targets = {bench.load([_gpqa_record(f"Question {i}?")])[0].target for i in range(20)}
     assert len(targets) > 1  # the correct letter is not always the same
 
@@ -83,12 +85,41 @@ def test_livecodebench_filters_the_r1_window_and_decodes_private_tests():
     ]
     bench = get_benchmark("livecodebench_v5")
     (problem,) = bench.load(records)
-    assert problem.id == "inside" and problem.meta["inputs"] == ["1 2\n", "5 5\n"]
-    assert "Read the inputs from stdin" in problem.prompt
-    good = "```python\nimport sys\na, b = map(int, sys.stdin.read().split())\nprint(a + b)\n```"
-    assert bench.score(problem, good)[1] == 1.0
-    assert bench.score(problem, good.replace("a + b", "a * b"))[1] == 0.0
-    assert bench.score(problem, "no code") == (None, 0.0)
+    assert problem.id == "inside" and problem.target == "2 tests"
+    assert "Read the inputs from stdin" in problem.prompt and problem.prompt.startswith("### Question:")
+    assert problem.system_prompt.startswith("You are an expert Python programmer")  # LiveCodeBench's own
+
+
+GOOD = "```python\nimport sys\na, b = map(int, sys.stdin.read().split())\nprint(a + b)\n```"
+
+
+def _lcb_problem():
+    packed = base64.b64encode(zlib.compress(pickle.dumps(json.dumps([{"input": "5 5\n", "output": "10\n"}])))).decode()
+    bench = get_benchmark("livecodebench_v5")
+    return bench, bench.load([_lcb_record("inside", "2024-09-15T00:00:00", packed)])[0]
+
+
+def test_livecodebench_program_that_passes_every_test_scores_one():
+    bench, problem = _lcb_problem()
+    result = bench.score(problem, "<think>```python\nprint(0)\n```</think>Here it is:\n" + GOOD)
+    assert result.score == 1.0 and "a + b" in result.extracted
+
+
+def test_livecodebench_program_that_fails_a_private_test_scores_zero():
+    bench, problem = _lcb_problem()
+    result = bench.score(problem, GOOD.replace("a + b", "a + b if a < 5 else 0"))  # passes 1 2, fails 5 5
+    assert result.score == 0.0 and "Wrong answer" in result.reason
+
+
+def test_livecodebench_program_that_never_ends_scores_zero():
+    bench, problem = _lcb_problem()
+    result = bench.score(problem, "```python\nwhile True:\n    pass\n```")
+    assert result.score == 0.0 and result.reason == "Time Limit Exceeded"
+
+
+def test_livecodebench_output_without_code_scores_zero():
+    bench, problem = _lcb_problem()
+    assert bench.score(problem, "no code").extracted is None and bench.score(problem, "no code").score == 0.0
 
 
 def test_missing_folder_names_the_export_command(tmp_path):
@@ -103,7 +134,12 @@ def test_record_without_required_column_is_named():
         get_benchmark("gpqa_diamond").load([{"Question": "q"}])
 
 
-def test_arith_is_generated_locally_in_aime_schema():
-    problems = get_benchmark("arith").generate(3)
+def test_arith_is_generated_locally_and_scored_by_evalscopes_aime_scorer():
+    bench = get_benchmark("arith")
+    problems = bench.load(bench.generate(3))
     assert len(problems) == 3 and all(p.target.isdigit() for p in problems)
-    assert get_benchmark("arith").score(problems[0], f"\\boxed{{{problems[0].target}}}")[1] == 1.0
+    assert problems[0].messages == ({"role": "user", "content": problems[0].prompt},)
+    assert problems[0].prompt.endswith("have now?")  # the bare question, as in its SFT data
+    assert bench.adapter == "aime24"
+    assert bench.score(problems[0], f"The answer is \\boxed{{{problems[0].target}}}.").score == 1.0
+    assert bench.score(problems[0], "The answer is \\boxed{99}.").score == 0.0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from contextlib import contextmanager
+from importlib import metadata
 
 import pandas as pd
 import pytest
@@ -16,7 +18,17 @@ from harness.eval.runner import evaluate_checkpoint, evaluate_run
 from harness.store import RunDir
 from harness.suite import BenchmarkConfig, EvalConfig
 
-COLUMNS = ["problem_id", "sample_index", "prompt", "output", "extracted", "target", "score"]
+COLUMNS = [
+    "problem_id",
+    "sample_index",
+    "prompt",
+    "output",
+    "extracted",
+    "target",
+    "score",
+    "score_status",
+    "score_reason",
+]
 
 
 def _config(backend="transformers", samples=2, max_tokens=8, limit=5, **extra) -> EvalConfig:
@@ -62,7 +74,8 @@ def test_transformers_backend_writes_documented_files(tmp_path, tiny_checkpoint)
     assert on_disk["avg_at_k"] == pytest.approx(100 * frame["score"].mean())
     assert on_disk["pass_at_1"] == on_disk["avg_at_k"] == summary["avg_at_k"]
     assert on_disk["generation"]["max_tokens"] == 8 and on_disk["generation"]["temperature"] == 0.65
-    assert "evalscope_rules" in on_disk["versions"]
+    assert on_disk["scorer"] == "evalscope" and on_disk["evalscope_adapter"] == "aime24"
+    assert on_disk["versions"]["evalscope"] == metadata.version("evalscope") == on_disk["versions"]["evalscope_rules"]
     cached = [json.loads(line) for line in (out / "arith" / "generations.jsonl").read_text().splitlines()]
     assert len({c["seed"] for c in cached}) == 10  # every sample has its own seed
 
@@ -181,3 +194,21 @@ def test_missing_benchmark_data_fails_before_any_model_loads(tmp_path, tiny_chec
     never = ScriptedGenerator(stop_after=0)
     with pytest.raises(InvalidInput, match="harness data export aime24"):
         evaluate_checkpoint(tiny_checkpoint, tmp_path / "eval", config, ["aime24"], generator_factory=_factory(never))
+
+
+def test_model_trained_on_arith_scores_well_above_zero_through_evalscope(tmp_path, tiny_checkpoint, arith_checkpoint):
+    config = _config(samples=2, max_tokens=16, limit=30)
+    untrained = evaluate_checkpoint(tiny_checkpoint, tmp_path / "untrained", config, ["arith"], quiet=True)["arith"]
+    trained = evaluate_checkpoint(arith_checkpoint, tmp_path / "trained", config, ["arith"], quiet=True)["arith"]
+    frame = pd.read_parquet(tmp_path / "trained" / "arith" / "samples.parquet")
+    assert trained["scorer"] == "evalscope" and trained["n_excluded"] == 0
+    assert trained["avg_at_k"] >= 30.0 > untrained["avg_at_k"]
+    right = frame[frame["score"] == 1.0]
+    assert (right["extracted"] == right["target"]).all() and (right["score_reason"] == "matched").all()
+
+
+def test_eval_without_evalscope_names_the_install_command(tmp_path, tiny_checkpoint, monkeypatch):
+    monkeypatch.setitem(sys.modules, "evalscope", None)  # import evalscope -> ImportError
+    never = ScriptedGenerator(stop_after=0)
+    with pytest.raises(InvalidInput, match=r"pip install 'fp8-parity-harness\[eval\]'"):
+        evaluate_checkpoint(tiny_checkpoint, tmp_path / "eval", _config(), ["arith"], generator_factory=_factory(never))

@@ -1,10 +1,13 @@
-"""Generated programs run in a limited child process: pass, fail, time out, and cannot run away."""
+"""Generated programs run in a limited child process (EvalScope's LiveCodeBench runner inside our sandbox):
+pass, fail, time out, and cannot run away."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
-from harness.eval.sandbox import Limits, isolation, run_program, run_tests
+from harness.eval.sandbox import Limits, isolation, run_livecodebench, run_program
 
 ADD = "import sys\na, b = map(int, sys.stdin.read().split())\nprint(a + b)\n"
 
@@ -25,24 +28,51 @@ def _processes_running(marker: str) -> list[int]:
     return found
 
 
-def test_correct_stdin_program_passes_all_tests():
-    assert run_tests(ADD, ["1 2\n", "10 -3\n"], ["3\n", "7"]) == (True, "passed")
+def _tests(inputs, outputs, fn_name=None) -> str:
+    return json.dumps({"inputs": inputs, "outputs": outputs, "fn_name": fn_name})
 
 
-def test_wrong_program_fails_with_reason():
-    passed, reason = run_tests(ADD.replace("a + b", "a - b"), ["1 2\n", "5 5\n"], ["3", "10"])
-    assert not passed and reason == "test 0: wrong answer"
+def test_correct_stdin_program_passes_every_test():
+    results, reason = run_livecodebench(ADD, _tests(["1 2\n", "10 -3\n"], ["3\n", "7"]))
+    assert results == [True, True] and reason is None
+
+
+def test_wrong_program_fails_with_evalscope_reason():
+    results, reason = run_livecodebench(ADD.replace("a + b", "a - b"), _tests(["1 2\n", "5 5\n"], ["3", "10"]))
+    assert results == [-2] and "Wrong answer" in reason  # EvalScope's code for a wrong answer
 
 
 def test_crashing_program_fails():
-    passed, reason = run_tests("raise SystemExit(3)", ["\n"], ["x"])
-    assert not passed and reason.startswith("test 0: error")
+    results, _ = run_livecodebench("import sys\nsys.exit(int(input()) // 0)\n", _tests(["1\n"], ["x"]))
+    assert results[-1] is not True
+
+
+def test_slow_program_hits_the_per_test_time_limit():
+    results, reason = run_livecodebench("while True:\n    pass\n", _tests(["\n"], ["x"]), timeout_s=1.0)
+    assert results == [-3] and reason == "Time Limit Exceeded"
+    assert not _processes_running("harness-sandbox-")
 
 
 def test_call_based_problem_uses_solution_class():
     code = "class Solution:\n    def twoSum(self, nums: List[int], target: int) -> List[int]:\n        return [0, 1]\n"
-    assert run_tests(code, ["[2, 7, 11]\n9"], ["[0, 1]"], fn_name="twoSum") == (True, "passed")
-    assert run_tests(code, ["[2, 7, 11]\n18"], ["[1, 2]"], fn_name="twoSum")[0] is False
+    assert run_livecodebench(code, _tests(["[2, 7, 11]\n9"], ["[0, 1]"], "twoSum"))[0] == [True]
+    assert run_livecodebench(code, _tests(["[2, 7, 11]\n18"], ["[1, 2]"], "twoSum"))[0] != [True]
+
+
+def test_fork_bomb_in_evalscope_runner_fails_and_leaves_nothing_running():
+    results, _ = run_livecodebench("import os\nwhile True:\n    os.fork()\n", _tests(["\n"], ["x"]), timeout_s=2.0)
+    assert results[-1] is not True
+    assert not _processes_running("harness-sandbox-")
+
+
+def test_evalscope_runner_has_no_network_inside_the_sandbox():
+    code = (
+        "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n    print('net')\n"
+        "except OSError:\n    print('no-net')\n"
+    )
+    results, _ = run_livecodebench(code, _tests(["\n"], ["no-net"]))
+    if isolation(sys.executable)[0] != "rlimits-only":
+        assert results == [True]
 
 
 def test_infinite_loop_is_killed_at_the_wall_clock_limit():

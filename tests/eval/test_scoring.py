@@ -1,72 +1,89 @@
-"""Answer extraction and scoring on hand-written model outputs."""
+"""Outputs are scored by EvalScope's own adapters, after the last `</think>`: AIME answers, GPQA letters."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.eval.scoring import extract_choice, extract_code, last_boxed, math_equal, score_choice, score_math
+from harness.eval.benchmarks import get_benchmark
+
+
+def _aime(output: str, answer: str, bench: str = "aime24"):
+    benchmark = get_benchmark(bench)
+    (problem,) = benchmark.load([{"problem": "Find n.", "answer": answer}])
+    return benchmark.score(problem, output)
 
 
 @pytest.mark.parametrize(
-    ("output", "target", "expected"),
+    ("output", "answer", "score"),
     [
-        ("So the answer is \\boxed{204}.", "204", 1.0),
-        ("First \\boxed{12}, on reflection \\boxed{21}", "21", 1.0),  # last box wins
-        ("First \\boxed{21}, on reflection \\boxed{12}", "21", 0.0),
-        ("\\boxed{007}", "7", 1.0),  # leading zeros
+        ("So the answer is \\boxed{33}.", "33", 1.0),
+        ("The final answer is $\\boxed{33}$.", "33", 1.0),
+        ("\\boxed{033}", "33", 1.0),  # leading zeros: AIME answers are integers 0..999
         ("\\boxed{7}", "007", 1.0),
-        ("\\boxed{\\frac{1}{2}}", "1/2", 1.0),  # nested braces, fractions
-        ("\\boxed{\\dfrac{3}{4}}", "0.75", 1.0),
-        ("\\boxed{\\frac34}", "\\frac{3}{4}", 1.0),
-        ("\\boxed{x = 5}", "5", 1.0),
         ("\\boxed{1,000}", "1000", 1.0),
-        ("\\boxed{100^\\circ}", "100", 1.0),
-        ("\\boxed{\\text{(B)}}", "(B)", 1.0),
-        ("<think>maybe \\boxed{3}</think>The answer is \\boxed{4}", "4", 1.0),
-        ("<think>I think \\boxed{4}</think>so it is 5", "4", 0.0),  # only the part after </think> counts
-        ("The answer is 42.", "42", 0.0),  # no box: no answer
-        ("\\boxed{12", "12", 0.0),  # truncated inside the box
+        ("\\boxed{34}", "33", 0.0),
+        ("\\boxed{\\frac{66}{2}}", "33", 0.0),  # EvalScope's AIME rule: an integer literal, not an expression
+        ("\\boxed{\\dfrac{1}{2}}", "33", 0.0),
+        ("\\boxed{3 3}", "33", 0.0),
+        ("the box never closes \\boxed{33", "33", 0.0),
+        ("", "33", 0.0),
     ],
 )
-def test_math_scoring_follows_aime_rules(output, target, expected):
-    assert score_math(output, target)[1] == expected
+def test_aime_answers_are_scored_by_evalscope(output, answer, score):
+    assert _aime(output, answer).score == score
 
 
-def test_last_boxed_keeps_nested_braces():
-    assert last_boxed("a \\boxed{\\frac{a}{b^{2}}} b") == "\\frac{a}{b^{2}}"
-    assert last_boxed("no box here") is None
+def test_aime_answer_is_read_after_the_last_think_tag():
+    assert _aime("<think>maybe \\boxed{5}</think>so \\boxed{33}", "33").score == 1.0
+    assert _aime("<think>\\boxed{33}</think>so \\boxed{5}", "33").score == 0.0
+    assert _aime("a</think>\\boxed{33}</think>\\boxed{5}", "33").extracted == "5"
 
 
-def test_math_equal_distinguishes_different_numbers():
-    assert not math_equal("70", "7")
-    assert not math_equal("", "0")
-    assert math_equal("-3", "-003")
+def test_aime25_uses_the_same_scorer():
+    assert _aime("\\boxed{070}", "70", "aime25").score == 1.0
+
+
+def test_scored_answer_says_what_was_extracted_and_why():
+    wrong = _aime("\\boxed{\\frac{66}{2}}", "33")
+    assert wrong.extracted == "\\frac{66}{2}" and wrong.reason == "integer_literal_required"
+    assert _aime("\\boxed{33}", "33").reason == "matched"
+
+
+def test_a_reference_evalscope_cannot_use_is_excluded_and_scored_zero():
+    result = _aime("\\boxed{1}", "1/2")  # not an AIME answer
+    assert (result.score, result.status) == (0.0, "excluded") and "invalid_integer_reference" in result.reason
+
+
+def _gpqa():
+    record = {
+        "Question": "Which gas is most abundant in air?",
+        "Correct Answer": "Nitrogen",
+        "Incorrect Answer 1": "Oxygen",
+        "Incorrect Answer 2": "Argon",
+        "Incorrect Answer 3": "Carbon dioxide",
+    }
+    benchmark = get_benchmark("gpqa_diamond")
+    (problem,) = benchmark.load([record])
+    wrong = next(letter for letter in "ABCD" if letter != problem.target)
+    return benchmark, problem, wrong
 
 
 @pytest.mark.parametrize(
-    ("output", "letter"),
-    [
-        ("Reasoning...\nANSWER: C", "C"),
-        ("ANSWER: B\nwait, no.\nANSWER: D", "D"),
-        ("**ANSWER: A**", "A"),
-        ("answer: (b).", "B"),
-        ("The final ANSWER: C because ...", "C"),
-        ("<think>ANSWER: A</think>\nANSWER: B", "B"),
-        ("I pick option C.", None),  # no ANSWER line: no guess from prose
-        ("ANSWER: E", None),  # not one of the four letters
-    ],
+    "template", ["ANSWER: {}", "Reasoning...\nANSWER: ({})", "**ANSWER: {}**", "ANSWER: {}\n", "The answer is {}"]
 )
-def test_gpqa_letter_extraction(output, letter):
-    assert extract_choice(output) == letter
+def test_gpqa_letter_formats_are_read(template):
+    benchmark, problem, _ = _gpqa()
+    result = benchmark.score(problem, template.format(problem.target))
+    assert (result.extracted, result.score) == (problem.target, 1.0)
 
 
-def test_gpqa_scoring_compares_letters():
-    assert score_choice("ANSWER: C", "C") == ("C", 1.0)
-    assert score_choice("ANSWER: A", "C") == ("A", 0.0)
-    assert score_choice("no answer", "C") == (None, 0.0)
+def test_gpqa_wrong_or_missing_letter_scores_zero():
+    benchmark, problem, wrong = _gpqa()
+    assert benchmark.score(problem, f"ANSWER: {wrong}").score == 0.0
+    assert benchmark.score(problem, "I am not sure.").score == 0.0
 
 
-def test_code_extraction_takes_last_fenced_block_after_thinking():
-    output = "<think>```python\nprint(0)\n```</think>\nHere:\n```python\nprint(1)\n```\nand\n```python\nprint(2)\n```"
-    assert extract_code(output) == "print(2)"
-    assert extract_code("no code") is None
+def test_gpqa_letter_is_read_after_the_last_think_tag():
+    benchmark, problem, wrong = _gpqa()
+    assert benchmark.score(problem, f"<think>ANSWER: {wrong}</think>ANSWER: {problem.target}").score == 1.0
+    assert benchmark.score(problem, f"<think>ANSWER: {problem.target}</think>ANSWER: {wrong}").score == 0.0
