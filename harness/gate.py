@@ -24,7 +24,10 @@ GATES = {
     "speedup": ("min_speedup", "min", "median step time BF16 / FP8"),
     "memory_ratio": ("max_memory_ratio", "max", "peak allocator memory FP8 / BF16 (NVML when absent)"),
     "loss_rel_error": ("max_loss_rel_error", "max", "max windowed relative loss error"),
-}
+    "loss_excess_over_control": (
+        "max_loss_excess_over_control", "max", "max windowed loss error minus the BF16 control arm's",
+    ),
+}  # fmt: skip
 
 
 @dataclass
@@ -106,6 +109,10 @@ def _metric(row: dict, gate: str) -> tuple[float | None, str]:
         if memory.get("alloc_ratio") is not None:
             return memory["alloc_ratio"], "allocator peak"
         return memory.get("nvml_ratio"), "NVML peak" if memory.get("nvml_ratio") is not None else "no memory peaks"
+    if gate == "loss_excess_over_control":
+        if loss.get("noise_floor") is None:
+            return None, 'no BF16 control arm for this stage and seed; add one, e.g. [arms] bf16-control = "bf16"'
+        return loss.get("excess_over_noise"), f"control {loss['control_arm']}: {loss['noise_floor']:.4g}"
     return loss.get("max_rel_error"), f"{loss.get('steps_compared', 0)} steps compared"
 
 
@@ -125,6 +132,10 @@ def run_gates(parity: dict, gates: GatesConfig, *, history: list[dict] | None = 
         label = row.get("id", "?") + (" [EMULATED]" if row.get("emulated") else "")
         if row.get("status") != "ok":
             result.rows.append(GateRow(label, "run", None, None, "fail", row.get("reason") or "arm failed"))
+            continue
+        if row.get("control"):
+            detail = "BF16 control arm: the noise floor of the FP8 arms, not gated as FP8"
+            result.rows.append(GateRow(label, "control", None, None, "skipped", detail))
             continue
         for name, threshold in active.items():
             value, detail = _metric(row, name)
@@ -231,6 +242,8 @@ def configure_gate(parser: argparse.ArgumentParser):
     parser.add_argument("--min-speedup", type=float, help="fail when median BF16/FP8 step time is below X")
     parser.add_argument("--max-memory-ratio", type=float, help="fail when FP8/BF16 peak memory is above X")
     parser.add_argument("--max-loss-rel-error", type=float, help="fail when the max windowed loss error is above X")
+    parser.add_argument("--max-loss-excess-over-control", type=float,
+                        help="fail when the loss error exceeds the BF16 control arm's by more than X")  # fmt: skip
     parser.add_argument("--max-score-drop", type=float, help="fail when BF16 - FP8 avg@k exceeds X points")
     parser.add_argument("--max-regression", type=float, help="fail when speed-up fell by more than X (fraction)")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML here")

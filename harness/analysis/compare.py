@@ -13,6 +13,7 @@ from pathlib import Path
 from statistics import mean
 
 from harness.analysis import rundata
+from harness.analysis.control import attach_noise_floor
 from harness.analysis.loss import loss_parity, loss_verdict
 from harness.analysis.pairing import Pair, Run, load_runs, pair_runs
 from harness.analysis.stats import (
@@ -203,7 +204,9 @@ def suite_summary(comparisons: list[dict]) -> list[dict]:
                            "candidate": avg(r["eval"][b]["candidate_avg_at_k"] for r in ok if b in r["eval"]),
                            "delta": avg(r["eval"][b]["delta"]["value"] for r in ok if b in r["eval"])}
                        for b in benches},
-            "verdict": "failed" if len(ok) < len(rows) else combine_verdicts([r["verdict"] for r in ok]),
+            "verdict": "failed" if len(ok) < len(rows)
+                       else "control" if all(r.get("control") for r in ok)
+                       else combine_verdicts([r["verdict"] for r in ok]),
         })  # fmt: skip
     return out
 
@@ -220,6 +223,7 @@ def compare_suite(
     runs = load_runs(suite_dir)
     pairs = pair_runs(runs)
     comparisons = [compare_pair(p, seed=seed, n_resamples=n_resamples) for p in pairs]
+    attach_noise_floor(comparisons)  # BF16 control arms: mark them, give FP8 rows their noise floor
     if gates is not None:
         gates = gates if isinstance(gates, dict) else gates.model_dump(mode="json")
     elif (suite_dir / PARITY_FILE).is_file():

@@ -11,7 +11,7 @@ from harness.store import ResultsIndex
 TOP_KEYS = {"schema_version", "suite", "suite_dir", "generated_at", "recorded_at", "baseline_arm", "margin_points",
             "emulated", "git_sha", "gates", "comparisons", "failed", "summary"}  # fmt: skip
 ROW_KEYS = {"id", "stage", "arm", "recipe", "seed", "baseline", "candidate", "emulated", "evaluate", "status", "reason",
-            "speed", "memory", "energy", "loss", "eval", "verdicts", "verdict"}  # fmt: skip
+            "speed", "memory", "energy", "loss", "eval", "verdicts", "verdict", "control"}  # fmt: skip
 
 
 @pytest.fixture
