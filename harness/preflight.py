@@ -50,13 +50,18 @@ def preflight(suite: Suite, specs: list[RunSpec], suite_dir: Path, where: str = 
             get_backend(recipe).check_available(device)
         except HarnessError as exc:
             raise InvalidInput(f"{where}: arms ({arms}): {exc}; nothing was trained") from None
-    limit, source = _max_positions(suite)
     for spec in todo:
-        if limit is not None and spec.stage.seq_len > limit:
-            raise InvalidInput(
-                f"{where}: stages.{spec.stage_name}.seq_len: {spec.stage.seq_len} exceeds the model's "
-                f"max_position_embeddings ({limit}, {source}); lower seq_len or use a longer-context model"
-            )
+        check_seq_len(spec, where)
+
+
+def check_seq_len(spec: RunSpec, where: str) -> None:
+    """Refuse a stage whose seq_len exceeds the model's positions (RoPE would silently extrapolate)."""
+    limit, source = _max_positions(spec.model)
+    if limit is not None and spec.stage.seq_len > limit:
+        raise InvalidInput(
+            f"{where}: stages.{spec.stage_name}.seq_len: {spec.stage.seq_len} exceeds the model's "
+            f"max_position_embeddings ({limit}, {source}); lower seq_len or use a longer-context model"
+        )
 
 
 def _status(run_path: Path) -> str | None:
@@ -67,13 +72,14 @@ def _status(run_path: Path) -> str | None:
         return None
 
 
-def _max_positions(suite: Suite) -> tuple[int | None, str]:
-    if suite.model.path:
-        config = Path(suite.model.path).expanduser() / "config.json"
+def _max_positions(model) -> tuple[int | None, str]:
+    """(max_position_embeddings, where it comes from) of a ModelConfig's checkpoint or preset."""
+    if model.path:
+        config = Path(model.path).expanduser() / "config.json"
         try:
             return int(json.loads(config.read_text())["max_position_embeddings"]), str(config)
         except (OSError, ValueError, KeyError, TypeError):
             return None, ""  # the trainer reports an unreadable checkpoint with its own message
     from harness.train.model import PRESETS
 
-    return PRESETS[suite.model.preset].get("max_position_embeddings"), f"preset {suite.model.preset!r}"
+    return PRESETS[model.preset].get("max_position_embeddings"), f"preset {model.preset!r}"

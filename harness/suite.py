@@ -34,7 +34,11 @@ class ModelConfig(Strict):
     preset: Literal[PRESETS] | None = None  # random-init shape when no path is given
     num_layers: int | None = Field(None, gt=0)  # override a preset's depth (e.g. an 8-layer slice)
     tokenizer: str | None = None  # local path, "builtin:tiny-bpe" or "qwen"; default from path/preset
-    dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    dtype: Literal["bfloat16", "float32"] = "bfloat16"  # of the exported checkpoints/final
+    # Parameters, gradients and AdamW states. float32: master weights under BF16 autocast (16 bytes
+    # per parameter). bfloat16: all of them in BF16 (8 bytes; what fits full-depth 7B on one H200),
+    # less exact over long runs. The compute precision (the arm's recipe) is the same either way.
+    master_dtype: Literal["float32", "bfloat16"] = "float32"
     attention: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     compile: bool = False  # applied identically to every arm
     activation_checkpointing: bool = False

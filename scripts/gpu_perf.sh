@@ -2,9 +2,10 @@
 # Issue 8's measurements on one H100/H200 whose Transformer Engine / torchao wheels are staged in
 # /tmp/stage (../shared/gpu/README.md). One phase per call, so each fits the machine's time limit:
 #   bash scripts/gpu_perf.sh check              # selfcheck (fused TE layer vs HF, every recipe) and
-#                                               # eager decoder-layer / model-step microbenchmarks
+#                                               # eager decoder-layer microbenchmarks, bf16 and TE
 #   bash scripts/gpu_perf.sh 1.5b ARM [ARM...]  # suites/gpu-1.5b.toml (300 steps) for those arms
 #   bash scripts/gpu_perf.sh 7b ARM [ARM...]    # the 7B shape, 8 of 28 layers, 60 steps
+#   bash scripts/gpu_perf.sh 7b-full ARM [ARM...]  # full-depth 7B, BF16 master weights, 40 steps (one H200)
 #   bash scripts/gpu_perf.sh report SUITE       # compare + report over every arm trained so far
 # Results (run dirs without checkpoints, reports, logs) go to $OUT (default /tmp/gpu-out).
 set -uo pipefail
@@ -20,7 +21,10 @@ slice7b=(--set name=gpu-7b-8layers --set model.preset=qwen2.5-7b --set model.num
   --set stages.cpt.seq_len=4096 --set stages.cpt.micro_batch_size=2 --set stages.cpt.global_batch_size=2
   --set stages.cpt.steps=60 --set telemetry.warmup_steps=10
   --set arms.te-delayed=te:delayed)
-phase=${1:?phase: check, 1.5b, 7b or report}
+full7b=(--set name=gpu-7b-full --set model.preset=qwen2.5-7b --set model.master_dtype=bfloat16
+  --set stages.cpt.seq_len=4096 --set stages.cpt.micro_batch_size=2 --set stages.cpt.global_batch_size=2
+  --set stages.cpt.steps=40 --set telemetry.warmup_steps=10 --set arms.te-delayed=te:delayed)
+phase=${1:?phase: check, 1.5b, 7b, 7b-full or report}
 shift
 arms=()
 for arm in "$@"; do arms+=(--arm "$arm"); done
@@ -30,7 +34,9 @@ case $phase in
     python3 -c "import torch, transformer_engine as te, torchao, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'te', te.__version__, 'torchao', torchao.__version__, 'transformers', transformers.__version__)" >> "$out/gpu.txt" 2>&1
     python3 -m harness.train.precision.selfcheck --device cuda > "$out/selfcheck.txt" 2>&1
     echo "selfcheck rc=$?" >> "$out/selfcheck.txt"
-    python3 -m pytest benchmarks -q -p no:cacheprovider --benchmark-only -k "decoder_layer or model_step" \
+    # Only the cases the fused TE layers changed (the whole benchmark suite takes over 10 minutes).
+    python3 -m pytest benchmarks -q -p no:cacheprovider --benchmark-only \
+      -k "decoder_layer and (bf16 or te_blockwise or te_delayed)" \
       --benchmark-json="$out/bench-fused.json" > "$out/bench.log" 2>&1
     echo "bench rc=$?" >> "$out/bench.log"
     python3 -m benchmarks.summarize "$out/bench-fused.json" >> "$out/bench.log" 2>&1
@@ -39,8 +45,11 @@ case $phase in
     echo "run rc=$?" >> "$out/run-1.5b.log" ;;
   7b) "${run[@]}" suites/gpu-1.5b.toml "${slice7b[@]}" --report-dir /tmp/report/gpu-7b "${arms[@]}" > "$out/run-7b.log" 2>&1
     echo "run rc=$?" >> "$out/run-7b.log" ;;
+  7b-full) "${run[@]}" suites/gpu-1.5b.toml "${full7b[@]}" --report-dir /tmp/report/gpu-7b-full "${arms[@]}" \
+      > "$out/run-7b-full.log" 2>&1
+    echo "run rc=$?" >> "$out/run-7b-full.log" ;;
   report)
-    suite=${1:?report needs gpu-1.5b or gpu-7b-8layers}
+    suite=${1:?report needs gpu-1.5b, gpu-7b-8layers or gpu-7b-full}
     python3 -m harness.cli compare "/tmp/runs/$suite" --suite suites/gpu-1.5b.toml > "$out/report-$suite.log" 2>&1
     python3 -m harness.cli report "/tmp/runs/$suite" --out "/tmp/report/$suite" >> "$out/report-$suite.log" 2>&1
     echo "report rc=$?" >> "$out/report-$suite.log" ;;

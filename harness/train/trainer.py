@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from harness.errors import InvalidInput, RunFailed
+from harness.preflight import check_seq_len
 from harness.store import RunDir
 from harness.telemetry import Telemetry, flops_per_token
 from harness.train.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -50,13 +51,18 @@ def train(spec, run_dir: RunDir, *, quiet: bool = False) -> dict:
 def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
     rank, world_size, device = world.rank, world.world_size, world.device
     _check_batch(spec, world_size)
+    check_seq_len(spec, str(run_dir.spec))  # `harness run` checked it too; a launcher's rank may not have
     backend = get_backend(spec.recipe)
     backend.check_available(device)
 
     tokenizer = load_tokenizer(spec.model)
     data = build_data(spec.stage, tokenizer, cache_dir=run_dir.path.parent / ".cache")
     total_steps = steps_for(spec.stage, len(data))
-    model = build_model(spec.model, len(tokenizer), spec.seed, init_path=_init_path(spec, run_dir)).to(device)
+    # One process: random init straight on the device (identical for every arm, minutes faster at
+    # 7B). Under FSDP2 every rank builds the same full model on CPU and shard_model distributes it.
+    with torch.device(device if world_size == 1 else "cpu"):
+        model = build_model(spec.model, len(tokenizer), spec.seed, init_path=_init_path(spec, run_dir))
+    model = model.to(device)
     model = backend.convert(model)
     apply_runtime_options(model, spec.model)
     model = shard_model(model, world)  # identity on one process

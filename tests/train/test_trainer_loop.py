@@ -1,8 +1,11 @@
 import json
+import math
 
 import pytest
+import torch
 from trainkit import losses, prepare, specs, tiny_suite
 
+import harness.train.trainer as trainer_module
 from harness.errors import InvalidInput, RunFailed
 from harness.train.trainer import train
 
@@ -109,3 +112,34 @@ def test_a_stage_whose_predecessor_has_no_final_checkpoint_is_invalid_input(tmp_
     spec = specs(tiny_suite(str(corpus), sft=True))["sft-bf16-s0"]
     with pytest.raises(InvalidInput, match="train stage cpt first"):
         train(spec, prepare(tmp_path, spec), quiet=True)
+
+
+@pytest.mark.parametrize("recipe", ["bf16", "emulated:block"])
+def test_bf16_master_weights_keep_parameters_and_optimiser_states_in_bf16(tmp_path, corpus, recipe, monkeypatch):
+    suite = tiny_suite(str(corpus), arms={"a": recipe}, steps=6, checkpoint_every=3)
+    suite = suite.model_copy(update={"model": suite.model.model_copy(update={"master_dtype": "bfloat16"})})
+    spec = specs(suite)["cpt-a-s0"]
+    run_dir = prepare(tmp_path, spec)
+    seen, real_save = {}, trainer_module.save_checkpoint
+
+    def save(folder, step, model, optimizer, *rest):
+        seen["params"] = {p.dtype for p in model.parameters()}
+        seen["states"] = {t.dtype for st in optimizer.state.values() for t in st.values() if t.dim() > 0}
+        return real_save(folder, step, model, optimizer, *rest)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save)
+    train(spec, run_dir, quiet=True)
+    assert seen["params"] == {torch.bfloat16} and seen["states"] == {torch.bfloat16}
+    curve = losses(run_dir)
+    assert all(math.isfinite(x) for x in curve) and curve[-1] < curve[0]
+
+
+def test_harness_train_refuses_a_seq_len_beyond_the_models_positions_before_training(tmp_path, corpus):
+    # What a launcher's rank runs directly, without `harness run`'s preflight.
+    suite = tiny_suite(str(corpus), steps=2)
+    stage = suite.stages["cpt"].model_copy(update={"seq_len": 4096})  # the tiny preset has 2048 positions
+    spec = specs(suite.model_copy(update={"stages": {"cpt": stage}}))["cpt-bf16-s0"]
+    run_dir = prepare(tmp_path, spec)
+    with pytest.raises(InvalidInput, match=r"stages.cpt.seq_len: 4096 exceeds the model's max_position_embeddings"):
+        train(spec, run_dir, quiet=True)
+    assert not run_dir.metrics.exists()
