@@ -42,11 +42,15 @@ def package_version(*names: str) -> str | None:
 
 
 def git_sha(where: Path | None = None) -> str | None:
-    """HEAD of the git checkout holding `where` (default: the harness package).
+    """The commit of the code that runs: HARNESS_GIT_SHA when set, else HEAD of the git checkout
+    holding `where` (default: the harness package), else None.
 
-    Outside a git checkout (a `git archive` copy, as shipped to an offline GPU machine) the
-    HARNESS_GIT_SHA environment variable names the commit; None when neither says.
+    The variable wins because a copy of the code (a `git archive` shipped to an offline GPU
+    machine) may sit inside another, older checkout whose HEAD is not the code that runs (seen on
+    the GPU machine: runs recorded a stale commit).
     """
+    if os.environ.get("HARNESS_GIT_SHA"):
+        return os.environ["HARNESS_GIT_SHA"]
     where = where or Path(harness.__file__).resolve().parent
     try:
         done = subprocess.run(
@@ -55,7 +59,7 @@ def git_sha(where: Path | None = None) -> str | None:
         sha = done.stdout.strip() if done.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         sha = ""
-    return sha or os.environ.get("HARNESS_GIT_SHA") or None
+    return sha or None
 
 
 def driver_version() -> str | None:

@@ -70,11 +70,13 @@ def test_git_sha_is_none_outside_a_repository(tmp_path, monkeypatch):
 def test_git_sha_of_an_archive_copy_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_GIT_SHA", "0123abcd" * 5)
     assert git_sha(tmp_path) == "0123abcd" * 5
+    assert git_sha() == "0123abcd" * 5  # even where the package sits inside another checkout
 
 
-def test_git_sha_inside_a_repository_is_a_commit_hash(tmp_path):
+def test_git_sha_inside_a_repository_is_a_commit_hash(tmp_path, monkeypatch):
     import subprocess
 
+    monkeypatch.delenv("HARNESS_GIT_SHA", raising=False)
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     subprocess.run(
         [
