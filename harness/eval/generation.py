@@ -50,6 +50,7 @@ class OpenAIChatGenerator:
     """Chat completions over HTTP with `concurrency` requests in flight; no client library needed."""
 
     name = "openai_api"
+    engine_version: str | None = None  # the server's version, set by whoever started it
 
     def __init__(
         self,

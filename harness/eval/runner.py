@@ -84,9 +84,11 @@ def evaluate_checkpoint(
             (job.out_dir / "samples.parquet").unlink(missing_ok=True)
             if job.cache.stale:
                 _say(quiet, f"eval {job.bench.name}: ignoring {job.cache.stale} cached samples from other settings")
+    engine_version = None  # the vLLM server's own version, when one served this evaluation
     if total:
         factory = generator_factory or default_generator_factory
         with factory(checkpoint, eval_config, out_dir) as generator:
+            engine_version = getattr(generator, "engine_version", None)
             for job in jobs:
                 _generate(job, todo[job.bench.name], generator, quiet)
     backend = eval_config.backend
@@ -103,6 +105,7 @@ def evaluate_checkpoint(
             checkpoint=checkpoint,
             config=job.config,
             eval_config=eval_config,
+            engine_version=engine_version,
         )
         write_results(job.out_dir, rows, summary)
         results[job.bench.name] = summary
@@ -222,7 +225,9 @@ def default_generator_factory(checkpoint: Path, eval_config: EvalConfig, out_dir
         seed=eval_config.seed,
         command=server_command(),
     ) as server:
-        yield OpenAIChatGenerator(server.base_url, server.model_name, on_error=server.raise_if_dead)
+        generator = OpenAIChatGenerator(server.base_url, server.model_name, on_error=server.raise_if_dead)
+        generator.engine_version = server.version()
+        yield generator
 
 
 def _say(quiet: bool, message: str) -> None:

@@ -52,8 +52,12 @@ def summarise(
     checkpoint: Path,
     config,
     eval_config,
+    engine_version: str | None = None,
 ) -> dict:
-    """summary.json content for one benchmark (format in docs/ARCHITECTURE.md and docs/EVAL.md)."""
+    """summary.json content for one benchmark (format in docs/ARCHITECTURE.md and docs/EVAL.md).
+
+    engine_version: what the vLLM server reported; else the vllm package importable here.
+    """
     problems = {r["problem_id"] for r in rows}
     score = avg_at_k(rows)
     summary = {
@@ -84,7 +88,7 @@ def summarise(
             "harness": __version__,
             "evalscope": _version("evalscope"),
             "evalscope_rules": _version("evalscope"),  # kept for readers of older results: same as evalscope
-            "vllm": _version("vllm") if backend == "vllm" else None,
+            "vllm": (engine_version or _version("vllm")) if backend == "vllm" else None,
             "transformers": _version("transformers"),
             "torch": _version("torch"),
         },

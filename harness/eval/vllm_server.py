@@ -11,6 +11,7 @@ with the tail of its log. `command` replaces `vllm serve` (tests pass a fake ser
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -138,6 +139,18 @@ class VllmServer:
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False
+
+    def version(self) -> str | None:
+        """The running server's vLLM version (GET /version), None if it does not say.
+
+        Asked of the server, not of this Python: vLLM often lives in another environment
+        (HARNESS_VLLM_COMMAND), where importlib.metadata here cannot see it.
+        """
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/version", timeout=2) as response:
+                return json.load(response).get("version")
+        except (urllib.error.URLError, OSError, ValueError, AttributeError):
+            return None
 
     def raise_if_dead(self, cause: Exception | None = None) -> None:
         """Raise RunFailed with the log tail when the server has exited (used after a failed request)."""

@@ -184,6 +184,7 @@ def test_vllm_backend_runs_through_the_started_server(tmp_path, tiny_checkpoint,
     ]
     expected = 100 * sum(p["answer"] == "7" for p in problems(20, "test")) / 20  # the fake always says 7
     assert summary["backend"] == "vllm" and summary["avg_at_k"] == pytest.approx(expected)
+    assert summary["versions"]["vllm"] == "0.0.0+fake"  # asked of the server, not of this Python
     assert "fake vllm: serving" in (out / "vllm.log").read_text()
 
 
