@@ -113,6 +113,18 @@ def test_fused_model_matches_the_hf_model_in_loss_and_gradients():
     torch.testing.assert_close(fused.model.embed_tokens.weight.grad, reference.model.embed_tokens.weight.grad)
 
 
+def test_activation_checkpointing_recomputes_the_fused_layers_with_the_same_gradients():
+    ids = torch.randint(0, CONFIG["vocab_size"], (2, 24), generator=torch.Generator().manual_seed(3))
+    plain, checkpointed = _fuse(_model()), _fuse(_model())
+    checkpointed.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert all(layer.gradient_checkpointing for layer in checkpointed.model.layers)  # as for the BF16 arm's layers
+    for model in (plain, checkpointed):
+        model.train()
+        model(input_ids=ids, labels=ids).loss.backward()
+    for (name, p), q in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, msg=name)
+
+
 def test_compiling_the_fused_layer_keeps_its_output():
     x = torch.randn(2, 16, 64)
     layer = _fuse(_model()).model.layers[0]

@@ -25,6 +25,7 @@ import re
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 # HF key suffix (inside model.layers.N.) -> fused key suffix; q/k/v and gate/up are concatenated.
 NORM_KEYS = {
@@ -87,11 +88,13 @@ def can_fuse(layer: nn.Module) -> bool:
     return all(d % 16 == 0 for d in dims)
 
 
-class FusedQwen2DecoderLayer(nn.Module):
+class FusedQwen2DecoderLayer(GradientCheckpointingLayer):
     """Drop-in for transformers' Qwen2DecoderLayer (same call, same result) built from fused modules.
 
     `te` is transformer_engine.pytorch, or any namespace with LayerNormLinear, Linear and
-    LayerNormMLP of the same signatures (the CPU tests pass plain-torch stand-ins).
+    LayerNormMLP of the same signatures (the CPU tests pass plain-torch stand-ins). Like the HF
+    layer it is a GradientCheckpointingLayer, so `model.activation_checkpointing` recomputes it
+    exactly as it recomputes the BF16 arm's layers.
     """
 
     def __init__(self, config, te, *, device=None, dtype=torch.float32):
