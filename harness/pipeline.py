@@ -267,7 +267,17 @@ def run_suite(
             if spec.stage.evaluate and spec.run_id not in failed:
                 console.rule(f"eval {spec.run_id}")
                 evaluate_run(RunDir(suite_dir / spec.run_id), quiet=quiet)
+    if not failed and _only_baselines(suite_dir):
+        # e.g. `--arm bf16` first, the FP8 arms in later calls: nothing to compare yet, nothing wrong
+        console.print("only BF16 runs so far: train an FP8 arm (`--arm NAME`) to compare, report and gate")
+        return 0
     return _analyse(suite, suite_dir, report_dir, failed)
+
+
+def _only_baselines(suite_dir: Path) -> bool:
+    from harness.analysis.pairing import load_runs
+
+    return all(run.spec.recipe == "bf16" for run in load_runs(suite_dir))
 
 
 def _analyse(suite: Suite, suite_dir: Path, report_dir: Path, failed: dict[str, str]) -> int:
