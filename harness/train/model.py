@@ -94,7 +94,11 @@ def build_model(cfg, vocab_size: int, seed: int, *, init_path: str | Path | None
 def apply_runtime_options(model, cfg) -> None:
     """Activation checkpointing and torch.compile, identical for every arm (called after precision)."""
     if cfg.activation_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x; the old name goes in v6
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     if cfg.compile:
         # Compiling each decoder layer (not the whole model) compiles one graph reused by all
         # layers and keeps graph breaks out of the embedding and loss code.

@@ -143,3 +143,27 @@ def test_harness_train_refuses_a_seq_len_beyond_the_models_positions_before_trai
     with pytest.raises(InvalidInput, match=r"stages.cpt.seq_len: 4096 exceeds the model's max_position_embeddings"):
         train(spec, run_dir, quiet=True)
     assert not run_dir.metrics.exists()
+
+
+def test_activation_checkpointing_recomputes_without_changing_the_losses(tmp_path, corpus, monkeypatch):
+    from transformers.models.qwen2 import modeling_qwen2
+
+    calls, mlp_forward = [0], modeling_qwen2.Qwen2MLP.forward
+
+    def counting_forward(self, x):
+        calls[0] += 1
+        return mlp_forward(self, x)
+
+    monkeypatch.setattr(modeling_qwen2.Qwen2MLP, "forward", counting_forward)
+    suite = tiny_suite(str(corpus), steps=4, checkpoint_every=None)
+    ac = suite.model_copy(update={"model": suite.model.model_copy(update={"activation_checkpointing": True})})
+    curves, mlp_calls = [], []
+    for name, s in (("plain", suite), ("ac", ac)):
+        spec = specs(s)["cpt-bf16-s0"]
+        run_dir = prepare(tmp_path / name, spec)
+        calls[0] = 0
+        train(spec, run_dir, quiet=True)
+        curves.append(losses(run_dir))
+        mlp_calls.append(calls[0])
+    assert curves[1] == pytest.approx(curves[0], rel=1e-6)
+    assert mlp_calls[1] > mlp_calls[0]  # the backward pass ran the layers' forward again
