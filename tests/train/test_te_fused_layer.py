@@ -18,6 +18,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from harness.train.checkpoint import export_final
+from harness.train.model import apply_runtime_options
 from harness.train.precision.te_layer import (
     FusedQwen2DecoderLayer,
     can_fuse,
@@ -116,7 +117,7 @@ def test_fused_model_matches_the_hf_model_in_loss_and_gradients():
 def test_activation_checkpointing_recomputes_the_fused_layers_with_the_same_gradients():
     ids = torch.randint(0, CONFIG["vocab_size"], (2, 24), generator=torch.Generator().manual_seed(3))
     plain, checkpointed = _fuse(_model()), _fuse(_model())
-    checkpointed.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    apply_runtime_options(checkpointed, types.SimpleNamespace(activation_checkpointing=True, compile=False))
     assert all(layer.gradient_checkpointing for layer in checkpointed.model.layers)  # as for the BF16 arm's layers
     for model in (plain, checkpointed):
         model.train()
