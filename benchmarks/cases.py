@@ -73,6 +73,7 @@ class BenchModelConfig:
     path: str | None = None
     attention: str = "sdpa"
     activation_checkpointing: bool = False
+    master_dtype: str = "float32"
 
 
 @dataclass

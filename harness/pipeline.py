@@ -275,9 +275,9 @@ def run_suite(
 
 
 def _only_baselines(suite_dir: Path) -> bool:
-    from harness.analysis.pairing import load_runs
+    from harness.analysis.pairing import BASELINE_RECIPE, load_runs
 
-    return all(run.spec.recipe == "bf16" for run in load_runs(suite_dir))
+    return all(run.spec.recipe == BASELINE_RECIPE for run in load_runs(suite_dir))
 
 
 def _analyse(suite: Suite, suite_dir: Path, report_dir: Path, failed: dict[str, str]) -> int:

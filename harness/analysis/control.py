@@ -19,12 +19,12 @@ gate checks.
 
 from __future__ import annotations
 
-CONTROL_RECIPE = "bf16"
+from harness.analysis.pairing import BASELINE_RECIPE
 
 
 def is_control(row: dict) -> bool:
     """A comparison of a BF16 arm against the BF16 baseline."""
-    return row.get("recipe") == CONTROL_RECIPE
+    return row.get("recipe") == BASELINE_RECIPE
 
 
 def attach_noise_floor(comparisons: list[dict]) -> None:

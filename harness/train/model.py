@@ -88,7 +88,7 @@ def build_model(cfg, vocab_size: int, seed: int, *, init_path: str | Path | None
         config._attn_implementation = cfg.attention
         model = Qwen2ForCausalLM(config).float()
     model.config.use_cache = False
-    return model.to(getattr(torch, getattr(cfg, "master_dtype", "float32")))
+    return model.to(getattr(torch, cfg.master_dtype))
 
 
 def apply_runtime_options(model, cfg) -> None:
