@@ -6,6 +6,7 @@
 #   bash scripts/gpu_perf.sh 1.5b ARM [ARM...]  # suites/gpu-1.5b.toml (300 steps) for those arms
 #   bash scripts/gpu_perf.sh 7b ARM [ARM...]    # the 7B shape, 8 of 28 layers, 60 steps
 #   bash scripts/gpu_perf.sh 7b-full ARM [ARM...]  # full-depth 7B, BF16 master weights, 40 steps (one H200)
+#   bash scripts/gpu_perf.sh mem [ARGS...]      # benchmarks.memory: what a decoder layer keeps for backward
 #   bash scripts/gpu_perf.sh report SUITE       # compare + report over every arm trained so far
 # Results (run dirs without checkpoints, reports, logs) go to $OUT (default /tmp/gpu-out).
 set -uo pipefail
@@ -24,7 +25,7 @@ slice7b=(--set name=gpu-7b-8layers --set model.preset=qwen2.5-7b --set model.num
 full7b=(--set name=gpu-7b-full --set model.preset=qwen2.5-7b --set model.master_dtype=bfloat16
   --set stages.cpt.seq_len=4096 --set stages.cpt.micro_batch_size=2 --set stages.cpt.global_batch_size=2
   --set stages.cpt.steps=40 --set telemetry.warmup_steps=10 --set arms.te-delayed=te:delayed)
-phase=${1:?phase: check, 1.5b, 7b, 7b-full or report}
+phase=${1:?phase: check, 1.5b, 7b, 7b-full, mem or report}
 shift
 arms=()
 for arm in "$@"; do arms+=(--arm "$arm"); done
@@ -45,9 +46,18 @@ case $phase in
     echo "run rc=$?" >> "$out/run-1.5b.log" ;;
   7b) "${run[@]}" suites/gpu-1.5b.toml "${slice7b[@]}" --report-dir /tmp/report/gpu-7b "${arms[@]}" > "$out/run-7b.log" 2>&1
     echo "run rc=$?" >> "$out/run-7b.log" ;;
-  7b-full) "${run[@]}" suites/gpu-1.5b.toml "${full7b[@]}" --report-dir /tmp/report/gpu-7b-full "${arms[@]}" \
-      > "$out/run-7b-full.log" 2>&1
-    echo "run rc=$?" >> "$out/run-7b-full.log" ;;
+  7b-full)
+    # One arm per `harness run`, and each arm's 15 GB exported weights deleted after it (the disk is
+    # 64 GB; the perf runs are never evaluated). checkpoints/final/ stays, so the arm counts as trained.
+    for arm in "$@"; do
+      "${run[@]}" suites/gpu-1.5b.toml "${full7b[@]}" --report-dir /tmp/report/gpu-7b-full --arm "$arm" \
+        >> "$out/run-7b-full.log" 2>&1
+      echo "run $arm rc=$?" >> "$out/run-7b-full.log"
+      rm -f /tmp/runs/gpu-7b-full/*/checkpoints/final/*.safetensors
+    done ;;
+  mem)
+    python3 -m benchmarks.memory --out "$out/memory.json" "$@" > "$out/memory.txt" 2>&1
+    echo "memory rc=$?" >> "$out/memory.txt" ;;
   report)
     suite=${1:?report needs gpu-1.5b, gpu-7b-8layers or gpu-7b-full}
     python3 -m harness.cli compare "/tmp/runs/$suite" --suite suites/gpu-1.5b.toml > "$out/report-$suite.log" 2>&1

@@ -1,0 +1,30 @@
+"""benchmarks.memory's accounting of what autograd keeps for the backward (the GPU numbers in
+docs/PERFORMANCE.md rest on it); checked on CPU, where no timing or CUDA statistic is involved."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from benchmarks.memory import saved_tensor_bytes
+
+
+def test_counts_autocast_copies_but_not_parameters_or_input():
+    linear = nn.Linear(64, 32, bias=False)
+    x = torch.randn(8, 64, requires_grad=True)
+    with saved_tensor_bytes([*linear.parameters(), x]) as saved, torch.autocast("cpu", dtype=torch.bfloat16):
+        y = linear(x)
+    # BF16 autocast saves its BF16 copies of the input and the weight; the FP32 originals are excluded.
+    assert dict(saved) == {"bfloat16": (8 * 64 + 32 * 64) * 2}
+    y.float().sum().backward()  # the hooks hand the tensors back unchanged
+    assert linear.weight.grad is not None and x.grad.shape == x.shape
+
+
+def test_a_tensor_saved_twice_counts_once_and_fp32_activations_count():
+    x = torch.randn(16, 16, requires_grad=True)
+    with saved_tensor_bytes([x]) as saved:
+        h = x * 2  # saves nothing of its own (constant factor)
+        y = (h * h).sum()  # saves h twice: one storage
+    assert dict(saved) == {"float32": 16 * 16 * 4}
+    y.backward()
+    assert torch.allclose(x.grad, 8 * x)
