@@ -42,7 +42,7 @@ case $phase in
     echo "bench rc=$?" >> "$out/bench.log"
     python3 -m benchmarks.summarize "$out/bench-fused.json" >> "$out/bench.log" 2>&1
     ;;
-  1.5b) "${run[@]}" suites/gpu-1.5b.toml --report-dir /tmp/report/gpu-1.5b "${arms[@]}" > "$out/run-1.5b.log" 2>&1
+  1.5b) "${run[@]}" suites/gpu-1.5b.toml --set arms.te-delayed=te:delayed --report-dir /tmp/report/gpu-1.5b "${arms[@]}" > "$out/run-1.5b.log" 2>&1
     echo "run rc=$?" >> "$out/run-1.5b.log" ;;
   7b) "${run[@]}" suites/gpu-1.5b.toml "${slice7b[@]}" --report-dir /tmp/report/gpu-7b "${arms[@]}" > "$out/run-7b.log" 2>&1
     echo "run rc=$?" >> "$out/run-7b.log" ;;
