@@ -24,6 +24,7 @@ from harness.analysis.stats import (
     paired_delta_ci,
     ratio_of_medians_ci,
     ratio_verdict,
+    seed_mean_ci,
 )
 from harness.errors import InvalidInput
 from harness.store import ResultsIndex, atomic_write_json, index_path, read_json
@@ -200,6 +201,7 @@ def suite_summary(comparisons: list[dict]) -> list[dict]:
             "speedup": avg((r["speed"]["speedup"] or {}).get("value") for r in ok),
             "memory_reduction_pct": avg(r["memory"]["memory_reduction_pct"] for r in ok),
             "throughput_increase_pct": avg(r["speed"]["throughput_gain_pct"] for r in ok),
+            "loss_bias": seed_mean_ci([(r.get("loss") or {}).get("mean_signed_rel_error") for r in ok]),
             "scores": {b: {"baseline": avg(r["eval"][b]["baseline_avg_at_k"] for r in ok if b in r["eval"]),
                            "candidate": avg(r["eval"][b]["candidate_avg_at_k"] for r in ok if b in r["eval"]),
                            "delta": avg(r["eval"][b]["delta"]["value"] for r in ok if b in r["eval"])}

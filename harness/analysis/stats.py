@@ -2,7 +2,8 @@
 
 Every resampler takes a seed, so the same inputs always give the same interval; the
 intervals are percentile intervals (the 2.5th and 97.5th percentiles of the resampled
-statistic for 95%).
+statistic for 95%). The one exception is `seed_mean_ci`: across a handful of seeds a bootstrap
+has too few values to resample, so it takes Student's t interval.
 """
 
 from __future__ import annotations
@@ -112,6 +113,24 @@ def paired_delta_ci(
         means[start:stop] = diff[rng.integers(0, diff.size, size=(stop - start, diff.size))].mean(axis=1)
     low, high = _percentiles(means, confidence)
     return Estimate(float(diff.mean()), low, high)
+
+
+def seed_mean_ci(values: Sequence[float | None], confidence: float = CONFIDENCE) -> dict | None:
+    """Mean over seeds of one number per seed, with Student's t interval ({value, ci_low, ci_high, n}).
+
+    None values (a seed without the number) are left out; None when no value remains; the
+    interval is null with a single seed (one run says nothing about seed-to-seed spread).
+    """
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    if x.size == 0:
+        return None
+    mean = float(x.mean())
+    if x.size < 2:
+        return {"value": mean, "ci_low": None, "ci_high": None, "n": 1}
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return {"value": mean, "ci_low": mean - half, "ci_high": mean + half, "n": int(x.size)}
 
 
 # ---------------------------------------------------------------- verdicts

@@ -21,21 +21,22 @@ def parity_table(parity: dict, width: int = 160) -> str:
     from rich.table import Table
 
     table = Table(title=f"FP8 vs {parity.get('baseline_arm', 'bf16')} - suite {parity.get('suite')}")
-    for name in ("comparison", "speed-up [95% CI]", "time", "memory", "max loss err", "score delta (pts) [95% CI]",
-                 "verdict"):  # fmt: skip
+    for name in ("comparison", "speed-up [95% CI]", "time", "memory", "max loss err", "loss FP8-BF16",
+                 "score delta (pts) [95% CI]", "verdict"):  # fmt: skip
         table.add_column(name)
     for row in parity.get("comparisons", []):
         label = row["id"] + (" EMULATED" if row.get("emulated") else "")
         if row["status"] != "ok":
-            table.add_row(label, "-", "-", "-", "-", "-", f"FAILED: {row.get('reason')}")
+            table.add_row(label, "-", "-", "-", "-", "-", "-", f"FAILED: {row.get('reason')}")
             continue
         speed, memory, loss = row["speed"], row["memory"], row["loss"]
         mem = memory.get("memory_reduction_pct")
         scores = "; ".join(f"{b} {_ci(e['delta'], '+.1f')}" for b, e in sorted(row["eval"].items())) or "-"
-        err = loss.get("max_rel_error")
+        err, signed = loss.get("max_rel_error"), loss.get("mean_signed_rel_error")
         table.add_row(label, _ci(speed.get("speedup")), _pct(-speed["time_reduction_pct"] if speed.get(
             "time_reduction_pct") is not None else None), _pct(-mem if mem is not None else None),
-            "-" if err is None else f"{err:.3%}", scores, row["verdict"])  # fmt: skip
+            "-" if err is None else f"{err:.3%}", "-" if signed is None else f"{signed:+.3%}", scores,
+            row["verdict"])  # fmt: skip
     buf = io.StringIO()
     Console(file=buf, width=width, color_system=None).print(table)
     return buf.getvalue().rstrip()

@@ -23,7 +23,7 @@ def headline_rows(parity: dict) -> tuple[list[str], list[list[str]]]:
     """(headers, rows): one row per (stage, FP8 arm), averaged over seeds."""
     benches = sorted({b for s in parity.get("summary", []) for b in s["scores"]})
     headers = ["Stage", "Arm", "Time reduction", "Memory reduction", "Throughput increase", "Speed-up",
-               *[f"{b} (BF16 / FP8)" for b in benches], "Verdict"]  # fmt: skip
+               "Loss vs BF16", *[f"{b} (BF16 / FP8)" for b in benches], "Verdict"]  # fmt: skip
     rows = []
     for s in parity.get("summary", []):
         arm = f"{s['arm']} ({s['recipe']})" + (" EMULATED" if s["emulated"] else "")
@@ -34,8 +34,19 @@ def headline_rows(parity: dict) -> tuple[list[str], list[list[str]]]:
         speedup = "-" if s["speedup"] is None else f"{s['speedup']:.3f}x"
         verdict = s["verdict"] + (f" (seeds {s['failed_seeds']} failed)" if s["failed_seeds"] else "")
         rows.append([s["stage"], arm, _pct(s["time_reduction_pct"], False), _pct(s["memory_reduction_pct"], False),
-                     _pct(s["throughput_increase_pct"], False), speedup, *scores, verdict])  # fmt: skip
+                     _pct(s["throughput_increase_pct"], False), speedup, loss_bias(s.get("loss_bias")), *scores,
+                     verdict])  # fmt: skip
     return headers, rows
+
+
+def loss_bias(bias: dict | None) -> str:
+    """Signed mean loss error across seeds, e.g. "+0.91% (1 seed)" or "+0.21% [-0.40, +0.82] (3 seeds)"."""
+    if bias is None:
+        return "-"
+    seeds = f"({bias['n']} seed{'s' if bias['n'] > 1 else ''})"
+    if bias["ci_low"] is None:
+        return f"{bias['value']:+.2%} {seeds}"
+    return f"{bias['value']:+.2%} [{bias['ci_low'] * 100:+.2f}, {bias['ci_high'] * 100:+.2f}] {seeds}"
 
 
 def eval_rows(parity: dict) -> tuple[list[str], list[list[str]]]:

@@ -58,3 +58,12 @@ def test_no_shared_steps_gives_null_statistics():
     stats = loss_parity([1, 2], [3.0, 2.0], [5, 6], [3.0, 2.0])
     assert stats["mean_rel_error"] is None and stats["steps_compared"] == 0
     assert loss_verdict(stats) == "inconclusive"
+
+
+def test_signed_error_says_which_side_fp8_ran_on():
+    above = loss_parity(STEPS, CURVE, STEPS, [v * 1.01 for v in CURVE])
+    below = loss_parity(STEPS, CURVE, STEPS, [v * 0.99 for v in CURVE])
+    assert above["mean_signed_rel_error"] == pytest.approx(0.01)
+    assert below["mean_signed_rel_error"] == pytest.approx(-0.01)
+    assert above["mean_rel_error"] == pytest.approx(below["mean_rel_error"])  # the unsigned error can't tell them apart
+    assert loss_parity([1, 2], [3.0, 2.0], [5, 6], [3.0, 2.0])["mean_signed_rel_error"] is None

@@ -104,3 +104,15 @@ def test_combine_verdicts_worst_wins():
     assert combine_verdicts(["better", "inconclusive"]) == "inconclusive"
     assert combine_verdicts(["parity", "worse", "inconclusive"]) == "worse"
     assert combine_verdicts([]) == "inconclusive"
+
+
+def test_seed_mean_ci_is_students_t_over_seeds():
+    from harness.analysis.stats import seed_mean_ci
+
+    # Two seeds, +1% and -0.5%: mean +0.25%, half-width t(0.975, 1) * sd / sqrt(2) = 12.706 * 0.010607 / 1.4142.
+    est = seed_mean_ci([0.01, -0.005, None])
+    assert est["value"] == pytest.approx(0.0025) and est["n"] == 2
+    assert est["ci_high"] - est["value"] == pytest.approx(0.0953, abs=5e-4)
+    assert est["ci_low"] < 0 < est["ci_high"]  # opposite signs: no systematic bias shown
+    assert seed_mean_ci([0.004]) == {"value": 0.004, "ci_low": None, "ci_high": None, "n": 1}
+    assert seed_mean_ci([None]) is None

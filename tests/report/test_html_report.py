@@ -98,10 +98,21 @@ def test_tables_escape_latex_and_markdown():
     assert "fp8\\_x" in tex and "\\bottomrule" in tex
 
 
+def test_loss_bias_cell_carries_sign_interval_and_seed_count():
+    from harness.report.tables import loss_bias
+
+    assert loss_bias({"value": 0.0091, "ci_low": None, "ci_high": None, "n": 1}) == "+0.91% (1 seed)"
+    assert (
+        loss_bias({"value": 0.0021, "ci_low": -0.004, "ci_high": 0.0082, "n": 3}) == "+0.21% [-0.40, +0.82] (3 seeds)"
+    )
+    assert loss_bias(None) == "-"
+
+
 def test_headline_rows_are_in_infir2_terms(tmp_path):
     suite_dir = write_synthetic_suite(tmp_path / "runs")
     parity = compare_suite(suite_dir, n_resamples=200, record=False)
     headers, rows = headline_rows(parity)
     assert headers[2:5] == ["Time reduction", "Memory reduction", "Throughput increase"]
     assert rows[0][3] == f"{(1 - 51.7 / 57.8) * 100:.1f}%"
+    assert headers[6] == "Loss vs BF16" and rows[0][6].endswith("% (1 seed)")
     assert eval_rows(parity)[1][0][1] == "aime24"
