@@ -125,7 +125,7 @@ def run_gates(parity: dict, gates: GatesConfig, *, history: list[dict] | None = 
     if not isinstance(comparisons, list) or not comparisons:
         result.problems.append("parity.json has no comparisons; run `harness compare runs/<suite>` first")
         return result
-    if not active and gates.max_score_drop is None and gates.max_regression is None:
+    if not active and gates.max_score_drop is None and gates.max_regression is None and gates.max_loss_bias is None:
         result.problems.append("no gates set; add [gates] to the suite or pass --min-speedup / --max-memory-ratio ...")
         return result
     for row in comparisons:
@@ -149,7 +149,32 @@ def run_gates(parity: dict, gates: GatesConfig, *, history: list[dict] | None = 
             _score_rows(result, label, row, gates.max_score_drop)
         if gates.max_regression is not None and history is not None:
             _regression_rows(result, label, parity.get("suite"), row, gates.max_regression, history)
+    if gates.max_loss_bias is not None:
+        _loss_bias_rows(result, parity, gates.max_loss_bias)
     return result
+
+
+def _loss_bias_rows(result: GateResult, parity: dict, limit: float) -> None:
+    """One row per (stage, FP8 arm): the mean over seeds of FP8's signed loss error (summary loss_bias)."""
+    for s in parity.get("summary") or []:
+        if s.get("verdict") in ("control", "failed"):
+            continue  # a control is not FP8; a failed seed already fails as a `run` row
+        label = f"{s['stage']}/{s['arm']} (seeds {', '.join(map(str, s['seeds']))})"
+        if s.get("emulated"):
+            label += " [EMULATED]"
+        bias = s.get("loss_bias")
+        if bias is None:
+            detail = "no signed loss error in parity.json; re-run `harness compare` with this harness version"
+            result.rows.append(GateRow(label, "loss_bias", limit, None, "missing", detail))
+            continue
+        ci = (
+            f"95% t interval [{_fmt(bias['ci_low'])}, {_fmt(bias['ci_high'])}] over {bias['n']} seeds"
+            if bias["ci_low"] is not None
+            else "1 seed, no interval: add seeds for one"
+        )
+        status = "pass" if bias["value"] <= limit else "fail"
+        detail = f"mean over seeds of (FP8 - BF16) / BF16 loss, positive: FP8 higher; {ci}"
+        result.rows.append(GateRow(label, "loss_bias", limit, bias["value"], status, detail))
 
 
 def _score_rows(result: GateResult, label: str, row: dict, max_drop: float) -> None:
@@ -244,6 +269,8 @@ def configure_gate(parser: argparse.ArgumentParser):
     parser.add_argument("--max-loss-rel-error", type=float, help="fail when the max windowed loss error is above X")
     parser.add_argument("--max-loss-excess-over-control", type=float,
                         help="fail when the loss error exceeds the BF16 control arm's by more than X")  # fmt: skip
+    parser.add_argument("--max-loss-bias", type=float,
+                        help="fail when FP8's signed loss error, averaged over seeds, is above X")  # fmt: skip
     parser.add_argument("--max-score-drop", type=float, help="fail when BF16 - FP8 avg@k exceeds X points")
     parser.add_argument("--max-regression", type=float, help="fail when speed-up fell by more than X (fraction)")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML here")

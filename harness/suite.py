@@ -133,6 +133,8 @@ class GatesConfig(Strict):
     max_loss_rel_error: float | None = Field(None, gt=0)
     # FP8's max windowed loss error minus a BF16 control arm's (harness/analysis/control.py)
     max_loss_excess_over_control: float | None = Field(None, ge=0)
+    # mean over seeds of FP8's signed loss error (summary loss_bias): a systematic loss cost
+    max_loss_bias: float | None = Field(None, ge=0)
     max_score_drop: float | None = Field(None, ge=0)  # points of avg@k
     max_regression: float | None = Field(None, ge=0)  # fraction vs the last passing result
 

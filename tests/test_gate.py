@@ -109,3 +109,28 @@ def test_score_gate_is_skipped_for_a_stage_that_is_not_evaluated(tmp_path):
     assert result.exit_code == 0
     assert [r.status for r in result.rows] == ["pass", "skipped"]
     assert ET.fromstring(result.junit_xml()).find("testcase/skipped") is not None
+
+
+def test_loss_bias_gate_averages_the_signed_error_over_seeds(tmp_path, capsys):
+    suite = synthetic_suite(arms={"bf16": "bf16", "bf16-control": "bf16", "fp8": "te:blockwise"}, seeds=[0, 1, 2])
+    suite_dir = write_synthetic_suite(tmp_path / "runs", suite, loss_offset={"fp8": 0.01})
+    parity = compare_suite(suite_dir, n_resamples=100)
+    strict, loose = (
+        run_gates(parity, GatesConfig(max_loss_bias=0.005)),
+        run_gates(parity, GatesConfig(max_loss_bias=0.02)),
+    )
+    [row] = [r for r in strict.rows if r.gate == "loss_bias"]  # one row per FP8 arm, none for the control
+    assert row.comparison == "cpt/fp8 (seeds 0, 1, 2)" and row.value == pytest.approx(0.01, abs=0.002)
+    assert row.status == "fail" and strict.exit_code == 1 and "over 3 seeds" in row.detail
+    assert loose.exit_code == 0
+    assert main(["gate", str(suite_dir), "--max-loss-bias", "0.005"]) == 1
+    assert "loss_bias" in capsys.readouterr().out
+
+
+def test_loss_bias_gate_without_the_signed_error_is_missing(tmp_path):
+    suite_dir = write_synthetic_suite(tmp_path / "runs")
+    parity = compare_suite(suite_dir, n_resamples=100)
+    for s in parity["summary"]:
+        del s["loss_bias"]  # a parity.json from before the field existed
+    result = run_gates(parity, GatesConfig(max_loss_bias=0.01))
+    assert result.exit_code == 2 and "re-run `harness compare`" in result.rows[-1].detail
