@@ -7,6 +7,7 @@
 #   bash scripts/gpu_perf.sh 7b ARM [ARM...]    # the 7B shape, 8 of 28 layers, 60 steps
 #   bash scripts/gpu_perf.sh 7b-full ARM [ARM...]  # full-depth 7B, BF16 master weights, 40 steps (one H200)
 #   bash scripts/gpu_perf.sh mem [ARGS...]      # benchmarks.memory: what a decoder layer keeps for backward
+#   bash scripts/gpu_perf.sh seeds N ARM [ARM...]  # suites/gpu-1.5b.toml at seed N (loss_bias over seeds)
 #   bash scripts/gpu_perf.sh report SUITE       # compare + report over every arm trained so far
 # Results (run dirs without checkpoints, reports, logs) go to $OUT (default /tmp/gpu-out).
 set -uo pipefail
@@ -25,7 +26,7 @@ slice7b=(--set name=gpu-7b-8layers --set model.preset=qwen2.5-7b --set model.num
 full7b=(--set name=gpu-7b-full --set model.preset=qwen2.5-7b --set model.master_dtype=bfloat16
   --set stages.cpt.seq_len=4096 --set stages.cpt.micro_batch_size=2 --set stages.cpt.global_batch_size=2
   --set stages.cpt.steps=40 --set telemetry.warmup_steps=10 --set arms.te-delayed=te:delayed)
-phase=${1:?phase: check, 1.5b, 7b, 7b-full, mem or report}
+phase=${1:?phase: check, 1.5b, 7b, 7b-full, seeds, mem or report}
 shift
 arms=()
 for arm in "$@"; do arms+=(--arm "$arm"); done
@@ -55,6 +56,15 @@ case $phase in
       echo "run $arm rc=$?" >> "$out/run-7b-full.log"
       rm -f /tmp/runs/gpu-7b-full/*/checkpoints/final/*.safetensors
     done ;;
+  seeds)
+    # One seed per call (two arms of 300 steps take about 4.5 minutes); compare sees every seed run so far.
+    seed=${1:?seeds needs a seed number, then arms}
+    shift
+    seed_arms=()
+    for arm in "$@"; do seed_arms+=(--arm "$arm"); done
+    "${run[@]}" suites/gpu-1.5b.toml --set arms.te-delayed=te:delayed --set "seeds=[$seed]" \
+      --report-dir /tmp/report/gpu-1.5b "${seed_arms[@]}" > "$out/run-seed$seed.log" 2>&1
+    echo "run rc=$?" >> "$out/run-seed$seed.log" ;;
   mem)
     python3 -m benchmarks.memory --out "$out/memory.json" "$@" > "$out/memory.txt" 2>&1
     echo "memory rc=$?" >> "$out/memory.txt" ;;
