@@ -42,6 +42,9 @@ class ModelConfig(Strict):
     attention: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     compile: bool = False  # applied identically to every arm
     activation_checkpointing: bool = False
+    # lm_head + cross-entropy this many tokens at a time (harness/train/loss.py): one chunk of
+    # FP32 logits alive instead of the micro-batch's; same loss and gradients; one process only
+    loss_chunk_tokens: int | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _path_or_preset(self) -> ModelConfig:
@@ -181,6 +184,11 @@ class Suite(Strict):
     def _cross_checks(self) -> Suite:
         if not self.stages:
             raise ValueError("stages: define at least one stage, e.g. [stages.cpt]")
+        if self.model.loss_chunk_tokens and self.topology.world_size > 1:
+            raise ValueError(
+                f"model.loss_chunk_tokens: the chunked loss runs in one process only (world size "
+                f"{self.topology.world_size}); remove it, or set topology.nnodes = 1 and nproc_per_node = 1"
+            )
         seen: list[str] = []
         for name, stage in self.stages.items():
             if stage.init_from is not None and stage.init_from not in seen:

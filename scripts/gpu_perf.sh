@@ -10,6 +10,8 @@
 #   bash scripts/gpu_perf.sh seeds N ARM [ARM...]  # suites/gpu-1.5b.toml at seed N (loss_bias over seeds)
 #   bash scripts/gpu_perf.sh report SUITE       # compare + report over every arm trained so far
 # Results (run dirs without checkpoints, reports, logs) go to $OUT (default /tmp/gpu-out).
+# PERF_SET="key=value ..." adds --set overrides last to every run, e.g. an A/B of one option:
+#   PERF_SET="name=gpu-7b-full-chunked model.loss_chunk_tokens=2048" bash scripts/gpu_perf.sh 7b-full bf16
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
 mkdir -p "$out"
@@ -26,6 +28,8 @@ slice7b=(--set name=gpu-7b-8layers --set model.preset=qwen2.5-7b --set model.num
 full7b=(--set name=gpu-7b-full --set model.preset=qwen2.5-7b --set model.master_dtype=bfloat16
   --set stages.cpt.seq_len=4096 --set stages.cpt.micro_batch_size=2 --set stages.cpt.global_batch_size=2
   --set stages.cpt.steps=40 --set telemetry.warmup_steps=10 --set arms.te-delayed=te:delayed)
+extra=()
+for kv in ${PERF_SET:-}; do extra+=(--set "$kv"); done
 phase=${1:?phase: check, 1.5b, 7b, 7b-full, seeds, mem or report}
 shift
 arms=()
@@ -43,18 +47,18 @@ case $phase in
     echo "bench rc=$?" >> "$out/bench.log"
     python3 -m benchmarks.summarize "$out/bench-fused.json" >> "$out/bench.log" 2>&1
     ;;
-  1.5b) "${run[@]}" suites/gpu-1.5b.toml --set arms.te-delayed=te:delayed --report-dir /tmp/report/gpu-1.5b "${arms[@]}" > "$out/run-1.5b.log" 2>&1
+  1.5b) "${run[@]}" suites/gpu-1.5b.toml --set arms.te-delayed=te:delayed --report-dir /tmp/report/gpu-1.5b "${arms[@]}" "${extra[@]}" > "$out/run-1.5b.log" 2>&1
     echo "run rc=$?" >> "$out/run-1.5b.log" ;;
-  7b) "${run[@]}" suites/gpu-1.5b.toml "${slice7b[@]}" --report-dir /tmp/report/gpu-7b "${arms[@]}" > "$out/run-7b.log" 2>&1
+  7b) "${run[@]}" suites/gpu-1.5b.toml "${slice7b[@]}" --report-dir /tmp/report/gpu-7b "${arms[@]}" "${extra[@]}" > "$out/run-7b.log" 2>&1
     echo "run rc=$?" >> "$out/run-7b.log" ;;
   7b-full)
     # One arm per `harness run`, and each arm's 15 GB exported weights deleted after it (the disk is
     # 64 GB; the perf runs are never evaluated). checkpoints/final/ stays, so the arm counts as trained.
     for arm in "$@"; do
       "${run[@]}" suites/gpu-1.5b.toml "${full7b[@]}" --report-dir /tmp/report/gpu-7b-full --arm "$arm" \
-        >> "$out/run-7b-full.log" 2>&1
+        "${extra[@]}" >> "$out/run-7b-full.log" 2>&1
       echo "run $arm rc=$?" >> "$out/run-7b-full.log"
-      rm -f /tmp/runs/gpu-7b-full/*/checkpoints/final/*.safetensors
+      rm -f /tmp/runs/*/*/checkpoints/final/*.safetensors
     done ;;
   seeds)
     # One seed per call (two arms of 300 steps take about 4.5 minutes); compare sees every seed run so far.
@@ -63,7 +67,7 @@ case $phase in
     seed_arms=()
     for arm in "$@"; do seed_arms+=(--arm "$arm"); done
     "${run[@]}" suites/gpu-1.5b.toml --set arms.te-delayed=te:delayed --set "seeds=[$seed]" \
-      --report-dir /tmp/report/gpu-1.5b "${seed_arms[@]}" > "$out/run-seed$seed.log" 2>&1
+      --report-dir /tmp/report/gpu-1.5b "${seed_arms[@]}" "${extra[@]}" > "$out/run-seed$seed.log" 2>&1
     echo "run rc=$?" >> "$out/run-seed$seed.log" ;;
   mem)
     python3 -m benchmarks.memory --out "$out/memory.json" "$@" > "$out/memory.txt" 2>&1

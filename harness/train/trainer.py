@@ -23,6 +23,7 @@ from harness.telemetry import Telemetry, flops_per_token
 from harness.train.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint
 from harness.train.data import Batches, build_data, steps_for
 from harness.train.distributed import World, all_reduce_sum, distributed, full_value, shard_model
+from harness.train.loss import causal_lm_loss
 from harness.train.model import apply_runtime_options, build_model
 from harness.train.precision.registry import get_backend
 from harness.train.schedules import build_scheduler
@@ -135,7 +136,7 @@ def train_step(model, optimizer, backend, batch: dict, spec, device, rank: int, 
         ids = local["input_ids"][start : start + stage.micro_batch_size].to(device, non_blocking=True)
         labels = local["labels"][start : start + stage.micro_batch_size].to(device, non_blocking=True)
         with backend.autocast(device):
-            loss = model(input_ids=ids, labels=labels, num_items_in_batch=label_tokens).loss
+            loss = causal_lm_loss(model, ids, labels, label_tokens, spec.model.loss_chunk_tokens)
         loss.backward()
         loss_sum += loss.detach()
     # FSDP2 has summed the gradients over ranks during backward (shard_model); each rank's loss
@@ -200,4 +201,9 @@ def _check_batch(spec, world_size: int) -> None:
             f"stages.{spec.stage_name}.global_batch_size: {stage.global_batch_size} is not a multiple of "
             f"micro_batch_size x world size ({stage.micro_batch_size} x {world_size} processes running); "
             f"change the batch sizes or the number of processes"
+        )
+    if spec.model.loss_chunk_tokens and world_size > 1:
+        raise InvalidInput(
+            f"model.loss_chunk_tokens: the chunked loss runs in one process only ({world_size} processes "
+            "running); remove it from the suite or run one process"
         )

@@ -167,3 +167,15 @@ def test_activation_checkpointing_recomputes_without_changing_the_losses(tmp_pat
         mlp_calls.append(calls[0])
     assert curves[1] == pytest.approx(curves[0], rel=1e-6)
     assert mlp_calls[1] > mlp_calls[0]  # the backward pass ran the layers' forward again
+
+
+def test_chunked_loss_trains_the_same_curve_as_hugging_faces_loss(tmp_path, corpus):
+    curves = {}
+    for chunk in (None, 24):  # 24 does not divide the 2 x 32 tokens of a micro-batch
+        suite = tiny_suite(str(corpus), steps=5, checkpoint_every=None)
+        suite = suite.model_copy(update={"model": suite.model.model_copy(update={"loss_chunk_tokens": chunk})})
+        spec = specs(suite)["cpt-bf16-s0"]
+        run_dir = prepare(tmp_path / str(chunk), spec)
+        train(spec, run_dir, quiet=True)
+        curves[chunk] = losses(run_dir)
+    assert curves[24] == pytest.approx(curves[None], rel=1e-4)
