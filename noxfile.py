@@ -12,6 +12,7 @@ Transformer Engine and torchao through the system site-packages.
 
 from __future__ import annotations
 
+import json
 import os
 
 import nox
@@ -70,20 +71,40 @@ def parity_7b(session: nox.Session) -> None:
     _parity(session, "parity-7b")
 
 
+def _bench_baseline(session: nox.Session) -> str | None:
+    """The baseline file to compare against, or None (see bench's docstring)."""
+    explicit = os.environ.get("HARNESS_BENCH_BASELINE")
+    if explicit:
+        return None if explicit.lower() == "none" else explicit
+    compiled = os.environ.get("HARNESS_BENCH_COMPILE", "0") not in ("", "0", "false", "False")
+    baseline = f"benchmarks/baselines/h100{'-compile' if compiled else ''}.json"
+    if not os.path.isfile(baseline):
+        return None
+    with open(baseline) as f:
+        recorded = json.load(f).get("machine_info", {}).get("gpu", {}).get("device")
+    probe = "import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA GPU')"
+    here = session.run("python", "-c", probe, silent=True).strip()
+    if here != recorded:
+        session.log(f"{baseline} was recorded on {recorded}; this is {here}: measuring without comparing "
+                    "(HARNESS_BENCH_BASELINE=FILE compares against another file)")  # fmt: skip
+        return None
+    return baseline
+
+
 @nox.session(venv_params=["--system-site-packages"])
 def bench(session: nox.Session) -> None:
     """Microbenchmarks of FP8 recipes vs BF16 on a GPU (pytest-benchmark); skips cleanly without one.
 
-    When the committed baseline exists (HARNESS_BENCH_BASELINE, default benchmarks/baselines/h100.json;
-    "none" turns comparing off, e.g. on another GPU), a median more than 10% slower than it fails the run.
+    A median more than 10% slower than the baseline fails the run. The baseline is
+    HARNESS_BENCH_BASELINE ("none": no comparison), else the committed one for the mode
+    (benchmarks/baselines/h100.json eager, h100-compile.json with HARNESS_BENCH_COMPILE=1), used
+    only on the GPU it was recorded on: elsewhere the session says so and only measures.
     """
     # The GPU's torch comes from the system site-packages; without one there is nothing to measure.
     probe = "import importlib.util as u; print(u.find_spec('torch') is not None)"
     if session.run("python", "-c", probe, silent=True).strip() != "True":
         session.skip("no torch in the system site-packages: the benchmarks need a CUDA GPU and the cluster's torch")
     session.install("-e", ".[test]")
-    baseline = os.environ.get("HARNESS_BENCH_BASELINE", "benchmarks/baselines/h100.json")
-    compare = []
-    if baseline.lower() != "none" and os.path.isfile(baseline):
-        compare = [f"--benchmark-compare={baseline}", "--benchmark-compare-fail=median:10%"]
+    baseline = _bench_baseline(session)
+    compare = [f"--benchmark-compare={baseline}", "--benchmark-compare-fail=median:10%"] if baseline else []
     session.run("pytest", "benchmarks", "--benchmark-only", *compare, *session.posargs)
