@@ -2,7 +2,7 @@
 
 With Qwen2.5's 151,936-token vocabulary the logits of one 8192-token micro-batch hold 1.2
 billion values: 2.5 GB in BF16, 5 GB once upcast to FP32 for the cross-entropy, and as much
-again for their gradients, all alive at the step's peak in every arm. `model.loss_chunk_tokens
+again for their gradients, alive together around the loss in every arm. `model.loss_chunk_tokens
 = N` computes lm_head and the cross-entropy N tokens at a time under activation
 checkpointing, so one chunk's logits exist at a time; lm_head's matmul runs once more in the
 backward. The value and the gradients are those of Hugging Face's loss (tests/train/test_loss.py):
