@@ -5,7 +5,7 @@ billion values: 2.5 GB in BF16, 5 GB once upcast to FP32 for the cross-entropy, 
 again for their gradients, alive together around the loss in every arm. `model.loss_chunk_tokens
 = N` computes lm_head and the cross-entropy N tokens at a time under activation
 checkpointing, so one chunk's logits exist at a time; lm_head's matmul runs once more in the
-backward. The value and the gradients are those of Hugging Face's loss (tests/train/test_loss.py):
+backward. The value and the gradients are those of Hugging Face's loss (tests/train/test_chunked_loss.py):
 FP32 cross-entropy of every position against the next label, summed and divided by the
 label-token count of the global batch.
 
