@@ -141,12 +141,51 @@ def eval_figure(data: ReportData) -> Figure | None:
     return fig
 
 
+def loss_bias_figure(data: ReportData) -> Figure | None:
+    """Signed loss error (FP8 - BF16) per seed and stage/arm, with the mean over seeds and its t interval.
+
+    Whether FP8 costs loss shows in where the seeds' points sit together, not in one seed's
+    distance (docs/REPORT.md); BF16 control arms are drawn in grey. None without signed errors.
+    """
+    rows = [r for r in data.parity["comparisons"] if r["status"] == "ok"
+            and (r.get("loss") or {}).get("mean_signed_rel_error") is not None]  # fmt: skip
+    if not rows:
+        return None
+    summary = {(s["stage"], s["arm"]): s for s in data.parity.get("summary", [])}
+    groups = sorted({(r["stage"], r["arm"]) for r in rows}, key=lambda g: (any(
+        r.get("control") for r in rows if (r["stage"], r["arm"]) == g), g))  # fmt: skip
+    colors = _colors(data)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 1.4 + 0.45 * len(groups)))
+        ax.axvspan(-100 * DEEPSEEK_V3_BAR, 100 * DEEPSEEK_V3_BAR, color="#3a9d5d", alpha=0.12)
+        ax.axvline(0, color="#444444", lw=0.8)
+        for i, (stage, arm) in enumerate(groups):
+            mine = [r for r in rows if (r["stage"], r["arm"]) == (stage, arm)]
+            color = "#8c8c8c" if mine[0].get("control") else colors.get(arm, PALETTE[1])
+            ax.plot([100 * r["loss"]["mean_signed_rel_error"] for r in mine], [i] * len(mine), "o", ms=4,
+                    mfc="none", color=color)  # fmt: skip
+            bias = (summary.get((stage, arm)) or {}).get("loss_bias")
+            if bias and bias["ci_low"] is not None:
+                ax.errorbar(100 * bias["value"], i, xerr=[[100 * (bias["value"] - bias["ci_low"])],
+                            [100 * (bias["ci_high"] - bias["value"])]], fmt="D", color=color, capsize=3)  # fmt: skip
+        labels = [f"{stage}/{arm}" + (" (control)" if any(r.get("control") for r in rows
+                  if (r["stage"], r["arm"]) == (stage, arm)) else "") for stage, arm in groups]  # fmt: skip
+        ax.set_yticks(range(len(groups)), labels)
+        ax.invert_yaxis()
+        ax.set_xlabel("signed loss error (FP8 - BF16) / BF16 (%): circles per seed, diamond mean over seeds\n"
+                      "with 95% t interval; shaded: +/-0.25%")  # fmt: skip
+        ax.set_title("Loss bias over seeds")
+        fig.tight_layout()
+    return fig
+
+
 def all_figures(data: ReportData) -> dict[str, Figure | None]:
     """name -> figure, in report order (None: not drawable from this suite's data)."""
     figs: dict[str, Figure | None] = {}
     for row in data.parity["comparisons"]:
         if row["id"] in data.loss_curves and data.loss_curves[row["id"]]["steps"]:
             figs[f"loss-{row['id'].replace('/', '-')}"] = loss_figure(data, row["id"])
+    figs["loss-bias"] = loss_bias_figure(data)
     figs["step-times"] = step_time_figure(data)
     figs["nvml"] = nvml_figure(data)
     figs["eval-deltas"] = eval_figure(data)

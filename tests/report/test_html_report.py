@@ -116,3 +116,21 @@ def test_headline_rows_are_in_infir2_terms(tmp_path):
     assert rows[0][3] == f"{(1 - 51.7 / 57.8) * 100:.1f}%"
     assert headers[6] == "Loss vs BF16" and rows[0][6].endswith("% (1 seed)")
     assert eval_rows(parity)[1][0][1] == "aime24"
+
+
+def test_loss_bias_figure_shows_every_seed_and_the_mean_over_seeds(tmp_path):
+    from harness.report.data import load_report_data
+    from harness.report.figures import loss_bias_figure
+
+    suite = synthetic_suite(seeds=[0, 1, 2], arms={"bf16": "bf16", "bf16-control": "bf16", "fp8": "te:blockwise"})
+    suite_dir = write_synthetic_suite(tmp_path / "runs", suite, loss_offset={"fp8": 0.01})
+    compare_suite(suite_dir, n_resamples=100)
+    fig = loss_bias_figure(load_report_data(suite_dir))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cpt/fp8", "cpt/bf16-control (control)"]
+    points = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert [len(line.get_xdata()) for line in points] == [3, 3]  # one circle per seed, per arm
+    assert all(0.5 < x < 1.5 for x in points[0].get_xdata())  # the FP8 arm's +1%, in percent
+    report = write_report(suite_dir, tmp_path / "reports" / "synth")
+    assert "Loss bias over seeds" in report.read_text()
+    assert (report.parent / "figures" / "loss-bias.pdf").read_bytes().startswith(b"%PDF")
