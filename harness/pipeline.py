@@ -20,7 +20,7 @@ from rich.table import Table
 from harness.errors import HarnessError, InvalidInput, RunFailed
 from harness.preflight import missing_paths, preflight
 from harness.store import RunDir, atomic_write_json, index_path, read_json
-from harness.suite import RunSpec, Suite, load_suite, plan, unresolved_variables
+from harness.suite import RunSpec, Suite, fingerprint, load_suite, plan, unresolved_variables
 
 console = Console(stderr=True, highlight=False)
 
@@ -104,7 +104,7 @@ def prepare_run_dir(suite_dir: Path, spec: RunSpec) -> RunDir:
     run_dir = RunDir(suite_dir / spec.run_id)
     if run_dir.spec.is_file():
         old = read_json(run_dir.spec, "spec.json")
-        if old.get("fingerprint") != spec.fingerprint or old.get("recipe") != spec.recipe:
+        if _fingerprint_now(old) != spec.fingerprint or old.get("recipe") != spec.recipe:
             raise InvalidInput(
                 f"{run_dir.path}: holds a run of a different configuration (fingerprint "
                 f"{old.get('fingerprint')} vs {spec.fingerprint}); keep it by passing another --runs-dir, "
@@ -113,6 +113,19 @@ def prepare_run_dir(suite_dir: Path, spec: RunSpec) -> RunDir:
     run_dir.path.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir.spec, spec.model_dump(mode="json"))
     return run_dir
+
+
+def _fingerprint_now(old: dict) -> str | None:
+    """The fingerprint a stored spec.json has under this harness version.
+
+    A spec written before a field existed reads with that field's default, so a run started by an
+    older harness resumes under a newer one as long as the suite did not change; a spec this
+    version cannot read keeps the fingerprint stored in it (and so differs).
+    """
+    try:
+        return fingerprint(RunSpec.model_validate(old))
+    except ValueError:
+        return old.get("fingerprint")
 
 
 def train_one(spec: RunSpec, suite_dir: Path, quiet: bool) -> dict:
