@@ -5,7 +5,7 @@
 #                                               # eager decoder-layer microbenchmarks, bf16 and TE
 #   bash scripts/gpu_perf.sh 1.5b ARM [ARM...]  # suites/gpu-1.5b.toml (300 steps) for those arms
 #   bash scripts/gpu_perf.sh 7b ARM [ARM...]    # the 7B shape, 8 of 28 layers, 60 steps
-#   bash scripts/gpu_perf.sh 7b-full ARM [ARM...]  # full-depth 7B, BF16 master weights, 40 steps (one H200)
+#   bash scripts/gpu_perf.sh 7b-full ARM [ARM...]  # suites/gpu-7b.toml: full-depth 7B, 40 steps (one H200)
 #   bash scripts/gpu_perf.sh mem [ARGS...]      # benchmarks.memory: what a decoder layer keeps for backward
 #   bash scripts/gpu_perf.sh seeds N ARM [ARM...]  # suites/gpu-1.5b.toml at seed N (loss_bias over seeds)
 #   bash scripts/gpu_perf.sh report SUITE       # compare + report over every arm trained so far
@@ -25,9 +25,6 @@ slice7b=(--set name=gpu-7b-8layers --set model.preset=qwen2.5-7b --set model.num
   --set stages.cpt.seq_len=4096 --set stages.cpt.micro_batch_size=2 --set stages.cpt.global_batch_size=2
   --set stages.cpt.steps=60 --set telemetry.warmup_steps=10
   --set arms.te-delayed=te:delayed)
-full7b=(--set name=gpu-7b-full --set model.preset=qwen2.5-7b --set model.master_dtype=bfloat16
-  --set stages.cpt.seq_len=4096 --set stages.cpt.micro_batch_size=2 --set stages.cpt.global_batch_size=2
-  --set stages.cpt.steps=40 --set telemetry.warmup_steps=10 --set arms.te-delayed=te:delayed)
 extra=()
 for kv in ${PERF_SET:-}; do extra+=(--set "$kv"); done
 phase=${1:?phase: check, 1.5b, 7b, 7b-full, seeds, mem or report}
@@ -55,7 +52,7 @@ case $phase in
     # One arm per `harness run`, and each arm's 15 GB exported weights deleted after it (the disk is
     # 64 GB; the perf runs are never evaluated). checkpoints/final/ stays, so the arm counts as trained.
     for arm in "$@"; do
-      "${run[@]}" suites/gpu-1.5b.toml "${full7b[@]}" --report-dir /tmp/report/gpu-7b-full --arm "$arm" \
+      "${run[@]}" suites/gpu-7b.toml --report-dir /tmp/report/gpu-7b-full --arm "$arm" \
         "${extra[@]}" >> "$out/run-7b-full.log" 2>&1
       echo "run $arm rc=$?" >> "$out/run-7b-full.log"
       rm -f /tmp/runs/*/*/checkpoints/final/*.safetensors
@@ -74,7 +71,9 @@ case $phase in
     echo "memory rc=$?" >> "$out/memory.txt" ;;
   report)
     suite=${1:?report needs gpu-1.5b, gpu-7b-8layers or gpu-7b-full}
-    python3 -m harness.cli compare "/tmp/runs/$suite" --suite suites/gpu-1.5b.toml > "$out/report-$suite.log" 2>&1
+    gates=suites/gpu-1.5b.toml
+    [ "$suite" = gpu-7b-full ] && gates=suites/gpu-7b.toml
+    python3 -m harness.cli compare "/tmp/runs/$suite" --suite "$gates" > "$out/report-$suite.log" 2>&1
     python3 -m harness.cli report "/tmp/runs/$suite" --out "/tmp/report/$suite" >> "$out/report-$suite.log" 2>&1
     echo "report rc=$?" >> "$out/report-$suite.log" ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
