@@ -125,7 +125,7 @@ def run_gates(parity: dict, gates: GatesConfig, *, history: list[dict] | None = 
     if not isinstance(comparisons, list) or not comparisons:
         result.problems.append("parity.json has no comparisons; run `harness compare runs/<suite>` first")
         return result
-    if not active and gates.max_score_drop is None and gates.max_regression is None and gates.max_loss_bias is None:
+    if all(threshold is None for threshold in gates.model_dump().values()):
         result.problems.append("no gates set; add [gates] to the suite or pass --min-speedup / --max-memory-ratio ...")
         return result
     for row in comparisons:

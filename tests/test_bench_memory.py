@@ -3,23 +3,11 @@ docs/PERFORMANCE.md rest on it); checked on CPU, where no timing or CUDA statist
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
+from benchkit import load_benchmark_module
 from torch import nn
 
-
-def _load_memory():
-    # benchmarks/ is not an installed package, so load the module from its file.
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "memory.py"
-    spec = importlib.util.spec_from_file_location("bench_memory", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-saved_tensor_bytes = _load_memory().saved_tensor_bytes
+saved_tensor_bytes = load_benchmark_module("memory").saved_tensor_bytes
 
 
 def test_counts_autocast_copies_but_not_parameters_or_input():

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from benchkit import load_benchmark_module
 
 from harness.errors import InvalidInput
 
 GIB = 2**30
 
 
-def _load_summarize():
-    # benchmarks/ is not an installed package, so load the script from its file.
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "summarize.py"
-    spec = importlib.util.spec_from_file_location("bench_summarize", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-summarize = _load_summarize()
+summarize = load_benchmark_module("summarize")
 
 
 def _bench(case, recipe, median_s, peak_gib, *, preset="qwen2.5-1.5b", batch=4, seq_len=2048, **extra):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from benchkit import load_benchmark_module
 
 from harness.suite import ModelConfig
 from harness.train.loss import causal_lm_loss
@@ -43,10 +41,7 @@ def test_chunked_loss_equals_hugging_faces_in_value_and_gradients(chunk_tokens):
 
 
 def test_chunked_loss_keeps_one_chunk_of_fp32_logits_for_backward_not_all():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "memory.py"
-    spec = importlib.util.spec_from_file_location("bench_memory", path)
-    memory = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(memory)
+    memory = load_benchmark_module("memory")
     model = build_model(ModelConfig(preset="tiny"), VOCAB, seed=0)
     ids, labels, n_items = _batch()
     logits_bytes = ids.numel() * VOCAB * 4
