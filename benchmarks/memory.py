@@ -115,12 +115,11 @@ def measure_layer(shape, backend, device: torch.device, compile: bool) -> dict:
 
 
 def run(recipes, shapes, compile_modes, device: torch.device) -> list[dict]:
+    from benchmarks.cases import SHAPES
     from harness.train.precision.registry import get_backend
 
     rows = []
     for shape_name in shapes:
-        from benchmarks.cases import SHAPES
-
         shape = SHAPES[shape_name]
         for recipe in recipes:
             backend = get_backend(recipe)
