@@ -31,6 +31,12 @@ phase=${1:?phase: check, 1.5b, 7b, 7b-full, seeds, mem or report}
 shift
 arms=()
 for arm in "$@"; do arms+=(--arm "$arm"); done
+# Run dirs (no checkpoints) and reports so far; called after each arm too, so a call that runs
+# out of time still brings back the arms it finished.
+save() {
+  [ -d /tmp/runs ] && tar czf "$out/results-$phase.tgz" --exclude=checkpoints --exclude=.cache -C /tmp runs \
+    $(ls -d /tmp/report 2>/dev/null | sed 's|/tmp/||')
+}
 case $phase in
   check)
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt"
@@ -56,6 +62,7 @@ case $phase in
         "${extra[@]}" >> "$out/run-7b-full.log" 2>&1
       echo "run $arm rc=$?" >> "$out/run-7b-full.log"
       rm -f /tmp/runs/*/*/checkpoints/final/*.safetensors
+      save
     done ;;
   seeds)
     # One seed per call (two arms of 300 steps take about 4.5 minutes); compare sees every seed run so far.
@@ -70,13 +77,13 @@ case $phase in
     python3 -m benchmarks.memory --out "$out/memory.json" "$@" > "$out/memory.txt" 2>&1
     echo "memory rc=$?" >> "$out/memory.txt" ;;
   report)
-    suite=${1:?report needs gpu-1.5b, gpu-7b-8layers or gpu-7b-full}
+    suite=${1:?report needs a suite run folder under /tmp/runs: gpu-1.5b, gpu-7b-8layers, gpu-7b-full ...}
     gates=suites/gpu-1.5b.toml
-    [ "$suite" = gpu-7b-full ] && gates=suites/gpu-7b.toml
+    case $suite in gpu-7b-full*|gpu-7b-16k*) gates=suites/gpu-7b.toml ;; esac
     python3 -m harness.cli compare "/tmp/runs/$suite" --suite "$gates" > "$out/report-$suite.log" 2>&1
     python3 -m harness.cli report "/tmp/runs/$suite" --out "/tmp/report/$suite" >> "$out/report-$suite.log" 2>&1
     echo "report rc=$?" >> "$out/report-$suite.log" ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
-[ -d /tmp/runs ] && tar czf "$out/results-$phase.tgz" --exclude=checkpoints --exclude=.cache -C /tmp runs $(ls -d /tmp/report 2>/dev/null | sed 's|/tmp/||')
+save
 ls -la "$out"
