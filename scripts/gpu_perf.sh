@@ -8,6 +8,7 @@
 #   bash scripts/gpu_perf.sh 7b-full ARM [ARM...]  # suites/gpu-7b.toml: full-depth 7B, 16k tokens, 30 steps (one H200)
 #   bash scripts/gpu_perf.sh mem [ARGS...]      # benchmarks.memory: what a decoder layer keeps for backward
 #   bash scripts/gpu_perf.sh seeds N ARM [ARM...]  # suites/gpu-1.5b.toml at seed N (loss_bias over seeds)
+#   bash scripts/gpu_perf.sh warm ARM [ARM...]  # loss parity from a partly trained model (below)
 #   bash scripts/gpu_perf.sh report SUITE       # compare + report over every arm trained so far
 # Results (run dirs without checkpoints, reports, logs) go to $OUT (default /tmp/gpu-out).
 # PERF_SET="key=value ..." adds --set overrides last to every run, e.g. another batch size
@@ -32,7 +33,7 @@ slice7b=(--set name=gpu-7b-8layers --set model.preset=qwen2.5-7b --set model.num
   --set arms.te-delayed=te:delayed)
 extra=()
 for kv in ${PERF_SET:-}; do extra+=(--set "$kv"); done
-phase=${1:?phase: check, 1.5b, 7b, 7b-full, seeds, mem or report}
+phase=${1:?phase: check, 1.5b, 7b, 7b-full, seeds, warm, mem or report}
 shift
 arms=()
 for arm in "$@"; do arms+=(--arm "$arm"); done
@@ -78,6 +79,21 @@ case $phase in
     "${run[@]}" suites/gpu-1.5b.toml --set arms.te-delayed=te:delayed --set "seeds=[$seed]" \
       --report-dir /tmp/report/gpu-1.5b "${seed_arms[@]}" "${extra[@]}" > "$out/run-seed$seed.log" 2>&1
     echo "run rc=$?" >> "$out/run-seed$seed.log" ;;
+  warm)
+    # CPT starts from a trained model, where the loss moves slowly; from random init it falls from
+    # 12 to 4 in 300 steps and a small shift in time reads as a large relative error. So: BF16
+    # trains gpu-1.5b.toml for PRE_STEPS steps (default 600, about 4 minutes on an H200), then
+    # each given arm trains the suite's 300 steps from those exported weights, under seed 1 (a
+    # new data order; the weights come from the checkpoint, not the seed). Run folders
+    # gpu-1.5b-pre and gpu-1.5b-warm; `report gpu-1.5b-warm` compares them. A finished pretraining
+    # is found again, so the arms can be spread over calls: `warm bf16`, then `warm te-blockwise bf16-control`.
+    pre=/tmp/runs/gpu-1.5b-pre/cpt-bf16-s0/checkpoints/final
+    "${run[@]}" suites/gpu-1.5b.toml --set name=gpu-1.5b-pre --set "stages.cpt.steps=${PRE_STEPS:-600}" \
+      --report-dir /tmp/report/gpu-1.5b-pre --arm bf16 "${extra[@]}" > "$out/run-warm.log" 2>&1
+    echo "pretrain rc=$?" >> "$out/run-warm.log"
+    "${run[@]}" suites/gpu-1.5b.toml --set name=gpu-1.5b-warm --set "model.path=$pre" --set 'seeds=[1]' \
+      --report-dir /tmp/report/gpu-1.5b-warm "${arms[@]}" "${extra[@]}" >> "$out/run-warm.log" 2>&1
+    echo "run rc=$?" >> "$out/run-warm.log" ;;
   mem)
     python3 -m benchmarks.memory --out "$out/memory.json" "$@" > "$out/memory.txt" 2>&1
     echo "memory rc=$?" >> "$out/memory.txt" ;;
