@@ -99,8 +99,8 @@ case $phase in
     echo "memory rc=$?" >> "$out/memory.txt" ;;
   report)
     suite=${1:?report needs a suite run folder under /tmp/runs: gpu-1.5b, gpu-7b-8layers, gpu-7b-full ...}
-    gates=suites/gpu-1.5b.toml
-    case $suite in gpu-7b-full*|gpu-7b-16k*) gates=suites/gpu-7b.toml ;; esac
+    gates=suites/gpu-1.5b.toml  # also the 8-layer slice's, which is built from gpu-1.5b.toml
+    case $suite in gpu-7b-8layers*) ;; gpu-7b-*) gates=suites/gpu-7b.toml ;; esac
     python3 -m harness.cli compare "/tmp/runs/$suite" --suite "$gates" > "$out/report-$suite.log" 2>&1
     python3 -m harness.cli report "/tmp/runs/$suite" --out "/tmp/report/$suite" >> "$out/report-$suite.log" 2>&1
     echo "report rc=$?" >> "$out/report-$suite.log" ;;
