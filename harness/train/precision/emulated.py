@@ -15,6 +15,9 @@ Scales group elements along each GEMM's contraction dimension, as the real kerne
             (TE Float8BlockScaling = DeepSeek-V3 / InfiR2's recipe); blocks are clipped to the
             tensor's size
 
+`+swiglu8` (emulated:tensor+swiglu8, emulated:row+swiglu8) also keeps the SwiGLU inputs for
+backward in FP8 (swiglu8.py), the CPU stand-in for torchao's recipe of that name.
+
 Formats: E4M3 for activations and weights; gradients in E5M2 for tensor/row (TE's HYBRID format)
 and E4M3 for block, which is what TE's Float8BlockScaling uses by default (its per-block scales
 remove the need for E5M2's range). This reproduces rounding and clipping, not speed or memory:
@@ -29,6 +32,7 @@ import torch
 from torch import nn
 
 from harness.train.precision.base import bf16_autocast, decoder_linears
+from harness.train.precision.swiglu8 import split_modifier, use_swiglu_saved_fp8
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
 FULL = (1, math.inf)  # one row, all columns
@@ -122,7 +126,8 @@ class EmulatedBackend:
 
     def __init__(self, name: str):
         self.name = name
-        self.recipe = RECIPES[name.split(":", 1)[1]]
+        base, self.swiglu8 = split_modifier(name)
+        self.recipe = RECIPES[base.split(":", 1)[1]]
 
     def check_available(self, device: torch.device) -> None:
         """Runs anywhere torch has float8 dtypes (CPU included)."""
@@ -130,7 +135,7 @@ class EmulatedBackend:
     def convert(self, model: nn.Module) -> nn.Module:
         for parent, attr, linear in list(decoder_linears(model)):
             setattr(parent, attr, EmulatedFP8Linear.from_linear(linear, self.recipe))
-        return model
+        return use_swiglu_saved_fp8(model, self.name) if self.swiglu8 else model
 
     def autocast(self, device: torch.device):
         return bf16_autocast(device)

@@ -17,9 +17,14 @@ RECIPES: dict[str, str] = {
     "torchao:tensorwise": "harness.train.precision.torchao:make",
     "torchao:rowwise": "harness.train.precision.torchao:make",
     "torchao:blockwise": "harness.train.precision.torchao:make",
+    # +swiglu8: the SwiGLU inputs kept for backward in FP8 as well (swiglu8.py); forward unchanged.
+    "torchao:tensorwise+swiglu8": "harness.train.precision.torchao:make",
+    "torchao:rowwise+swiglu8": "harness.train.precision.torchao:make",
     "emulated:tensor": "harness.train.precision.emulated:make",
     "emulated:row": "harness.train.precision.emulated:make",
     "emulated:block": "harness.train.precision.emulated:make",
+    "emulated:tensor+swiglu8": "harness.train.precision.emulated:make",
+    "emulated:row+swiglu8": "harness.train.precision.emulated:make",
 }
 
 

@@ -7,6 +7,10 @@
                          bias-free linears with both dimensions divisible by 128, so Qwen2's
                          q/k/v projections (which have biases) stay in BF16 under this recipe.
 
+    +swiglu8:            tensorwise or rowwise, and the SwiGLU inputs (gate, up) kept for backward
+                         in FP8 as well (swiglu8.py; DeepSeek-V3's activation caching): the
+                         forward is unchanged, the peak memory lower.
+
 Only decoder-layer linears are converted (lm_head and embeddings stay high precision). Under
 FSDP2 (several processes), tensorwise enables torchao's FP8 weight all-gather.
 torchao is imported only when the backend is used.
@@ -21,6 +25,7 @@ from torch import nn
 
 from harness.errors import InvalidInput
 from harness.train.precision.base import bf16_autocast, decoder_linears, require_gpu
+from harness.train.precision.swiglu8 import split_modifier, use_swiglu_saved_fp8
 
 MIN_CAPABILITY = {"tensorwise": (8, 9), "rowwise": (8, 9), "blockwise": (9, 0)}
 FALLBACK = {"tensorwise": "emulated:tensor", "rowwise": "emulated:row", "blockwise": "emulated:block"}
@@ -31,10 +36,12 @@ class TorchAOBackend:
 
     def __init__(self, name: str):
         self.name = name
-        self.kind = name.split(":", 1)[1]
+        base, self.swiglu8 = split_modifier(name)
+        self.kind = base.split(":", 1)[1]
 
     def check_available(self, device: torch.device) -> None:
-        require_gpu(self.name, device, MIN_CAPABILITY[self.kind], "torchao", FALLBACK[self.kind])
+        fallback = FALLBACK[self.kind] + ("+swiglu8" if self.swiglu8 else "")
+        require_gpu(self.name, device, MIN_CAPABILITY[self.kind], "torchao", fallback)
         try:
             if self.kind == "blockwise":
                 import torchao.prototype.blockwise_fp8_training.linear  # noqa: F401
@@ -71,7 +78,7 @@ class TorchAOBackend:
             config=config,
             module_filter_fn=lambda module, fqn: id(module) in decoder,
         )
-        return model
+        return use_swiglu_saved_fp8(model, self.name) if self.swiglu8 else model
 
     def autocast(self, device: torch.device):
         return bf16_autocast(device)
