@@ -11,7 +11,10 @@ The loop never branches on precision: a backend's convert() and autocast() are a
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import statistics
+import threading
 from pathlib import Path
 
 import torch
@@ -109,15 +112,37 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
                 save_checkpoint(run_dir.checkpoints, step, model, optimizer, scheduler, batches.position)
         export_final(run_dir.checkpoints / "final", model, tokenizer, getattr(torch, spec.model.dtype))
     except RunFailed as exc:
-        telemetry.finish("failed", str(exc))
+        with signals_held():
+            telemetry.finish("failed", str(exc))
         raise
     except KeyboardInterrupt:
-        telemetry.finish("interrupted", "interrupted by the user")
+        with signals_held():
+            telemetry.finish("interrupted", "interrupted by the user")
         raise
     except Exception as exc:
-        telemetry.finish("failed", f"{type(exc).__name__}: {exc}")
+        with signals_held():
+            telemetry.finish("failed", f"{type(exc).__name__}: {exc}")
         raise
     return telemetry.finish("completed")
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ignore Ctrl-C and SIGTERM while a run records how it ended.
+
+    A terminal's Ctrl-C reaches a `harness train` child twice (from the terminal, and relayed by
+    `harness run`); the second must not cut the manifest write short, or the run would stay
+    "running" for ever. The process is on its way out already, so nothing is lost.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 def train_step(model, optimizer, backend, batch: dict, spec, device, rank: int, world_size: int):

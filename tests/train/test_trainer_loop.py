@@ -179,3 +179,34 @@ def test_chunked_loss_trains_the_same_curve_as_hugging_faces_loss(tmp_path, corp
         train(spec, run_dir, quiet=True)
         curves[chunk] = losses(run_dir)
     assert curves[24] == pytest.approx(curves[None], rel=1e-4)
+
+
+def test_a_second_ctrl_c_while_the_run_records_its_interruption_does_not_leave_it_running(
+    tmp_path, corpus, monkeypatch
+):
+    # Ctrl-C in a terminal reaches `harness train` twice: from the terminal and relayed by `harness run`.
+    import os
+    import signal
+
+    from harness.telemetry.recorder import Telemetry
+
+    spec = specs(tiny_suite(str(corpus), steps=6, checkpoint_every=None))["cpt-bf16-s0"]
+    run_dir = prepare(tmp_path, spec)
+    real_step, real_finish = trainer_module.train_step, Telemetry.finish
+
+    def step(*args):
+        if len(run_dir.read_metrics()) == 2:
+            raise KeyboardInterrupt  # the first Ctrl-C, at step 3
+        return real_step(*args)
+
+    def finish(self, status, reason=None):
+        os.kill(os.getpid(), signal.SIGINT)  # the second one, while the run records the first
+        return real_finish(self, status, reason)
+
+    monkeypatch.setattr(trainer_module, "train_step", step)
+    monkeypatch.setattr(Telemetry, "finish", finish)
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, run_dir, quiet=True)
+    manifest = run_dir.read_manifest()
+    assert manifest["status"] == "interrupted" and manifest["reason"] == "interrupted by the user"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards

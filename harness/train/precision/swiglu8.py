@@ -20,6 +20,8 @@ the FP8 copy, the smaller one). Pure torch: it runs (and is tested) on CPU as we
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,7 +58,10 @@ def _forward(gate: torch.Tensor, up: torch.Tensor):
     return (F.silu(gate) * up, *quantize_blocks(gate), *quantize_blocks(up))
 
 
-_forward_fused = torch.compile(_forward, fullgraph=True)  # compiled on first use, on GPUs only
+@functools.cache
+def _forward_fused():
+    """_forward compiled into fused kernels (created on first use: importing torch.compile costs seconds)."""
+    return torch.compile(_forward, fullgraph=True)
 
 
 @torch.library.custom_op("harness::swiglu_quantized_inputs", mutates_args=())
@@ -71,7 +76,7 @@ def _swiglu_quantized_inputs(
     recomputed, so the FP8 tensors are what backward keeps. On a GPU the op runs its own fused
     compiled kernel; elsewhere the same function eagerly.
     """
-    return (_forward_fused if gate.is_cuda else _forward)(gate, up)
+    return (_forward_fused() if gate.is_cuda else _forward)(gate, up)
 
 
 @_swiglu_quantized_inputs.register_fake
