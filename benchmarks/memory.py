@@ -33,7 +33,7 @@ import torch
 from harness.errors import HarnessError
 from harness.train.model import PRESETS
 
-DEFAULT_RECIPES = ("bf16", "te:delayed", "te:blockwise", "torchao:tensorwise")
+DEFAULT_RECIPES = ("bf16", "te:delayed", "te:blockwise", "torchao:tensorwise", "torchao:tensorwise+swiglu8")
 
 
 def _storage(t: torch.Tensor) -> tuple[int, int, str]:

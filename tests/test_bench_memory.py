@@ -29,3 +29,22 @@ def test_a_tensor_saved_twice_counts_once_and_fp32_activations_count():
     assert dict(saved) == {"float32": 16 * 16 * 4}
     y.backward()
     assert torch.allclose(x.grad, 8 * x)
+
+
+def test_the_mlp_benchmark_case_is_converted_like_a_decoder_layers_mlp():
+    # So `nox -s bench` times the FP8-saving MLP under +swiglu8, and HF's under every other recipe.
+    from harness.train.precision.registry import get_backend
+    from harness.train.precision.swiglu8 import SwiGLUSavedFP8MLP
+
+    cases = load_benchmark_module("cases")
+    shape = cases.Shape("qwen2.5-1.5b", batch=1, seq_len=8)
+    kinds = {}
+    for recipe in ("emulated:tensor", "emulated:tensor+swiglu8"):
+        block, call = cases._block("mlp", shape, torch.device("cpu"))
+        layer = get_backend(recipe).convert(cases._holder(block.float())).model.layers[0]
+        x = torch.randn(1, 8, 1536, requires_grad=True)
+        call(layer, x).sum().backward()
+        kinds[recipe] = type(layer.mlp)
+        assert x.grad is not None and layer.mlp.down_proj.weight.grad is not None
+    assert kinds["emulated:tensor+swiglu8"] is SwiGLUSavedFP8MLP
+    assert kinds["emulated:tensor"] is not SwiGLUSavedFP8MLP

@@ -100,7 +100,7 @@ def test_emulated_swiglu8_swaps_every_mlp_keeps_hf_parameter_names_and_refuses_o
     assert all(isinstance(layer.mlp, SwiGLUSavedFP8MLP) for layer in model.model.layers)
     assert list(model.state_dict()) == keys
     config.hidden_act = "gelu"
-    with pytest.raises(InvalidInput, match=r"emulated:tensor\+swiglu8: the model's MLP activation is 'gelu'"):
+    with pytest.raises(InvalidInput, match=r"emulated:tensor\+swiglu8: the MLP activation is GELUActivation, not SiLU"):
         get_backend("emulated:tensor+swiglu8").convert(Qwen2ForCausalLM(config))
 
 

@@ -135,21 +135,28 @@ class SwiGLUSavedFP8MLP(nn.Module):
 def use_swiglu_saved_fp8(model: nn.Module, recipe: str) -> nn.Module:
     """Give every decoder layer of a Qwen2-style model the FP8-saving SwiGLU MLP (in place)."""
     layers = getattr(getattr(model, "model", None), "layers", None)
-    act = getattr(getattr(model, "config", None), "hidden_act", None)
     if layers is None:
         raise InvalidInput(f"{recipe}: {type(model).__name__} has no model.layers; only decoder LMs are supported")
-    if act != "silu":
-        raise InvalidInput(
-            f"{recipe}: the model's MLP activation is {act!r}; +swiglu8 needs a SiLU-gated MLP (Qwen2, Llama)"
-        )
     for layer in layers:
-        mlp = layer.mlp
-        if not all(hasattr(mlp, name) for name in ("gate_proj", "up_proj", "down_proj")):
+        mlp = getattr(layer, "mlp", None)
+        if not all(hasattr(mlp, name) for name in ("gate_proj", "up_proj", "down_proj", "act_fn")):
             raise InvalidInput(
-                f"{recipe}: {type(mlp).__name__} has no gate_proj/up_proj/down_proj; +swiglu8 needs a SwiGLU MLP"
+                f"{recipe}: {type(mlp).__name__} has no gate_proj/up_proj/down_proj/act_fn; +swiglu8 needs a SwiGLU MLP"
+            )
+        if not _is_silu(mlp.act_fn):
+            raise InvalidInput(
+                f"{recipe}: the MLP activation is {type(mlp.act_fn).__name__}, not SiLU; "
+                "+swiglu8 needs a SiLU-gated MLP (Qwen2, Llama)"
             )
         layer.mlp = SwiGLUSavedFP8MLP(mlp)
     return model
+
+
+def _is_silu(act: nn.Module) -> bool:
+    """Whether `act` computes SiLU (transformers has its own SiLU class besides torch's)."""
+    probe = torch.linspace(-6, 6, 25)
+    with torch.no_grad():
+        return bool(torch.allclose(act(probe), F.silu(probe)))
 
 
 def split_modifier(recipe: str) -> tuple[str, bool]:
