@@ -15,7 +15,7 @@ Scales group elements along each GEMM's contraction dimension, as the real kerne
             (TE Float8BlockScaling = DeepSeek-V3 / InfiR2's recipe); blocks are clipped to the
             tensor's size
 
-`+swiglu8` (emulated:tensor+swiglu8, emulated:row+swiglu8) also keeps the SwiGLU inputs for
+`+swiglu8` (emulated:tensor+swiglu8, emulated:row+swiglu8, emulated:block+swiglu8) also keeps the SwiGLU inputs for
 backward in FP8 (swiglu8.py), the CPU stand-in for torchao's recipe of that name.
 
 Formats: E4M3 for activations and weights; gradients in E5M2 for tensor/row (TE's HYBRID format)

@@ -25,6 +25,7 @@ RECIPES: dict[str, str] = {
     "emulated:block": "harness.train.precision.emulated:make",
     "emulated:tensor+swiglu8": "harness.train.precision.emulated:make",
     "emulated:row+swiglu8": "harness.train.precision.emulated:make",
+    "emulated:block+swiglu8": "harness.train.precision.emulated:make",
 }
 
 
