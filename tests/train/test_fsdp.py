@@ -29,7 +29,8 @@ from harness.train.trainer import _check_batch, train
 
 LOSS_REL_TOL = 2e-3
 GRAD_NORM_REL_TOL = 0.05
-ARMS = {"bf16": "bf16", "fp8": "emulated:block", "s8": "emulated:block+swiglu8"}  # +swiglu8 swaps the MLPs before sharding
+# s8: +swiglu8 swaps the MLPs before sharding.
+ARMS = {"bf16": "bf16", "fp8": "emulated:block", "s8": "emulated:block+swiglu8"}
 
 # Every rank of one torchrun job trains each run directory given; the group is set up here, once,
 # so train() uses the caller's group (what an embedding program would do).
