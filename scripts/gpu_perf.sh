@@ -7,6 +7,7 @@
 #   bash scripts/gpu_perf.sh 7b ARM [ARM...]    # the 7B shape, 8 of 28 layers, 8k tokens, 60 steps
 #   bash scripts/gpu_perf.sh 7b-full ARM [ARM...]  # suites/gpu-7b.toml: full-depth 7B, 16k tokens, 30 steps (one H200)
 #   bash scripts/gpu_perf.sh mem [ARGS...]      # benchmarks.memory: what a decoder layer keeps for backward
+#   bash scripts/gpu_perf.sh kernels [ARGS...]  # benchmarks.kernels: GPU kernel time of a decoder layer step by kind
 #   bash scripts/gpu_perf.sh seeds N ARM [ARM...]  # suites/gpu-1.5b.toml at seed N (loss_bias over seeds)
 #   bash scripts/gpu_perf.sh warm ARM [ARM...]  # loss parity from a partly trained model (below)
 #   bash scripts/gpu_perf.sh report SUITE       # compare + report over every arm trained so far
@@ -35,7 +36,7 @@ slice7b=(--set name=gpu-7b-8layers --set model.preset=qwen2.5-7b --set model.num
   --set arms.te-delayed=te:delayed)
 extra=()
 for kv in ${PERF_SET:-}; do extra+=(--set "$kv"); done
-phase=${1:?phase: check, 1.5b, 7b, 7b-full, seeds, warm, mem or report}
+phase=${1:?phase: check, 1.5b, 7b, 7b-full, seeds, warm, mem, kernels or report}
 shift
 arms=()
 for arm in "$@"; do arms+=(--arm "$arm"); done
@@ -99,6 +100,9 @@ case $phase in
   mem)
     python3 -m benchmarks.memory --out "$out/memory.json" "$@" > "$out/memory.txt" 2>&1
     echo "memory rc=$?" >> "$out/memory.txt" ;;
+  kernels)
+    python3 -m benchmarks.kernels --out "$out/kernels.json" "$@" > "$out/kernels.txt" 2>&1
+    echo "kernels rc=$?" >> "$out/kernels.txt" ;;
   report)
     suite=${1:?report needs a suite run folder under /tmp/runs: gpu-1.5b, gpu-7b-8layers, gpu-7b-full ...}
     gates=suites/gpu-1.5b.toml  # also the 8-layer slice's, which is built from gpu-1.5b.toml

@@ -48,3 +48,23 @@ def test_the_mlp_benchmark_case_is_converted_like_a_decoder_layers_mlp():
         assert x.grad is not None and layer.mlp.down_proj.weight.grad is not None
     assert kinds["emulated:tensor+swiglu8"] is SwiGLUSavedFP8MLP
     assert kinds["emulated:tensor"] is not SwiGLUSavedFP8MLP
+
+
+def test_kernel_profile_groups_kernels_by_kind_and_profiles_a_layer_step():
+    kernels = load_benchmark_module("kernels")
+    assert kernels.kind_of("sm90_xmma_gemm_e4m3bf16_e4m3f32_f32_tn_n_tilesize128x128x128") == "gemm"
+    assert kernels.kind_of("nvte::quantize_transpose_square_blockwise_kernel") == "fp8 cast/transpose"
+    assert kernels.kind_of("flash_bwd_dq_dk_dv_loop_seqk_parallel_kernel") == "attention"
+    assert kernels.kind_of("triton_poi_fused_add_mul_0") == "other"
+    summary = kernels.summarize([("gemm_a", 3000.0, 4), ("cast_b", 1000.0, 2), ("misc", 500.0, 2)], steps=2)
+    assert summary["per_step_ms"] == {"gemm": 1.5, "fp8 cast/transpose": 0.5, "other": 0.25}
+    assert summary["total_ms"] == 2.25 and summary["top"][0]["calls_per_step"] == 2
+
+    # End to end on this CPU (the profiler's CPU op times stand in for kernels): one decoder layer.
+    from harness.train.precision.registry import get_backend
+
+    cases = load_benchmark_module("cases")
+    shape = cases.Shape("qwen2.5-1.5b", batch=1, seq_len=16)
+    result = kernels.profile_layer(shape, get_backend("bf16"), torch.device("cpu"), compile=False, steps=1, warmup=1)
+    assert result["per_step_ms"]["gemm"] > 0 and result["top"]
+    assert abs(sum(result["per_step_ms"].values()) - result["total_ms"]) < 1e-9
