@@ -12,6 +12,8 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HARNESS_CACHE=/tmp/harness-c
 # older one: otherwise "libcudnn_cnn.so.9: undefined symbol ..." (seen on the H100 image).
 cudnn=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudnn.__path__)[0], 'lib'))" 2>/dev/null) \
   && export LD_LIBRARY_PATH=$cudnn:${LD_LIBRARY_PATH:-}
+# TE's PyTorch extension only: TE then skips its Jax probe, whose warning every run printed (the image has Jax).
+export NVTE_FRAMEWORK=pytorch
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt"
 python3 -c "import torch, transformer_engine as te, torchao; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'te', te.__version__, 'torchao', torchao.__version__)" >> "$out/gpu.txt" 2>&1
 python3 -m harness.train.precision.selfcheck --device cuda > "$out/selfcheck.txt" 2>&1

@@ -27,6 +27,8 @@ HARNESS_GIT_SHA=$(cat GIT_SHA 2>/dev/null) && export HARNESS_GIT_SHA
 # TE must load torch's own cuDNN (pip nvidia-cudnn), not the image's older system one.
 cudnn=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudnn.__path__)[0], 'lib'))" 2>/dev/null) \
   && export LD_LIBRARY_PATH=$cudnn:${LD_LIBRARY_PATH:-}
+# TE's PyTorch extension only: TE then skips its Jax probe, whose warning every run printed (the image has Jax).
+export NVTE_FRAMEWORK=pytorch
 run=(python3 -m harness.cli run --skip-eval --runs-dir /tmp/runs --quiet)
 # The 8-layer slice of the 7B shape, from gpu-1.5b.toml (so, since the 16k-token suites, with its
 # chunked loss; docs/PERFORMANCE.md's slice table ran without it).
