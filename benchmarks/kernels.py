@@ -59,12 +59,10 @@ def summarize(kernels: list[tuple[str, float, int]], steps: int, top: int = 12) 
     )
 
 
-def profile_layer(shape, backend, device: torch.device, compile: bool, steps: int, warmup: int) -> dict:
+def profile_step(timed, device: torch.device, steps: int, warmup: int) -> dict:
+    """summarize() of `steps` profiled calls of a benchmarks.cases.Timed step, after `warmup` untimed ones."""
     from torch.profiler import ProfilerActivity, profile
 
-    from benchmarks.cases import layer_step
-
-    timed = layer_step("decoder_layer", shape, backend, device, compile)
     for _ in range(warmup):
         timed.reset()
         timed.step()
@@ -81,7 +79,7 @@ def profile_layer(shape, backend, device: torch.device, compile: bool, steps: in
 
 
 def run(recipes, shapes, compile: bool, steps: int, warmup: int, device: torch.device) -> list[dict]:
-    from benchmarks.cases import SHAPES
+    from benchmarks.cases import SHAPES, layer_step
     from harness.train.precision.registry import get_backend
 
     results = []
@@ -93,7 +91,8 @@ def run(recipes, shapes, compile: bool, steps: int, warmup: int, device: torch.d
             except HarnessError as exc:
                 results.append(dict(shape=shape_name, recipe=recipe, refused=str(exc)))
                 continue
-            result = profile_layer(SHAPES[shape_name], backend, device, compile, steps, warmup)
+            timed = layer_step("decoder_layer", SHAPES[shape_name], backend, device, compile)
+            result = profile_step(timed, device, steps, warmup)
             results.append(dict(shape=shape_name, recipe=recipe, compile=compile, **result))
             print(table(results[-1]), flush=True)
     return results

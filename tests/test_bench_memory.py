@@ -65,6 +65,7 @@ def test_kernel_profile_groups_kernels_by_kind_and_profiles_a_layer_step():
 
     cases = load_benchmark_module("cases")
     shape = cases.Shape("qwen2.5-1.5b", batch=1, seq_len=16)
-    result = kernels.profile_layer(shape, get_backend("bf16"), torch.device("cpu"), compile=False, steps=1, warmup=1)
+    timed = cases.layer_step("decoder_layer", shape, get_backend("bf16"), torch.device("cpu"), compile=False)
+    result = kernels.profile_step(timed, torch.device("cpu"), steps=1, warmup=1)
     assert result["per_step_ms"]["gemm"] > 0 and result["top"]
     assert abs(sum(result["per_step_ms"].values()) - result["total_ms"]) < 1e-9
