@@ -85,13 +85,21 @@ class Timed:
     reset: Callable[[], None]
 
 
-def backend_for(recipe: str, device: torch.device):
-    """The recipe's backend, or a pytest skip carrying its refusal text (e.g. no FP8 on this GPU)."""
+def available_backend(recipe: str, device: torch.device):
+    """(the recipe's backend, None), or (None, its refusal text) where it cannot run here (e.g. no FP8 on this GPU)."""
     backend = get_backend(recipe)
     try:
         backend.check_available(device)
     except HarnessError as exc:
-        pytest.skip(f"{recipe} unavailable: {exc}")
+        return None, str(exc)
+    return backend, None
+
+
+def backend_for(recipe: str, device: torch.device):
+    """The recipe's backend, or a pytest skip carrying its refusal text."""
+    backend, refused = available_backend(recipe, device)
+    if refused:
+        pytest.skip(f"{recipe} unavailable: {refused}")
     return backend
 
 

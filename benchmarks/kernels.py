@@ -24,8 +24,6 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import HarnessError
-
 DEFAULT_RECIPES = ("bf16", "te:delayed", "te:blockwise", "torchao:tensorwise")
 # (kind, pattern over the lower-cased kernel name); the first match wins.
 KINDS = (
@@ -79,17 +77,14 @@ def profile_step(timed, device: torch.device, steps: int, warmup: int) -> dict:
 
 
 def run(recipes, shapes, compile: bool, steps: int, warmup: int, device: torch.device) -> list[dict]:
-    from benchmarks.cases import SHAPES, layer_step
-    from harness.train.precision.registry import get_backend
+    from benchmarks.cases import SHAPES, available_backend, layer_step
 
     results = []
     for shape_name in shapes:
         for recipe in recipes:
-            backend = get_backend(recipe)
-            try:
-                backend.check_available(device)
-            except HarnessError as exc:
-                results.append(dict(shape=shape_name, recipe=recipe, refused=str(exc)))
+            backend, refused = available_backend(recipe, device)
+            if refused:
+                results.append(dict(shape=shape_name, recipe=recipe, refused=refused))
                 continue
             timed = layer_step("decoder_layer", SHAPES[shape_name], backend, device, compile)
             result = profile_step(timed, device, steps, warmup)

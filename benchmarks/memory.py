@@ -30,7 +30,6 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import HarnessError
 from harness.train.model import PRESETS
 
 DEFAULT_RECIPES = ("bf16", "te:delayed", "te:blockwise", "torchao:tensorwise", "torchao:tensorwise+swiglu8")
@@ -115,18 +114,15 @@ def measure_layer(shape, backend, device: torch.device, compile: bool) -> dict:
 
 
 def run(recipes, shapes, compile_modes, device: torch.device) -> list[dict]:
-    from benchmarks.cases import SHAPES
-    from harness.train.precision.registry import get_backend
+    from benchmarks.cases import SHAPES, available_backend
 
     rows = []
     for shape_name in shapes:
         shape = SHAPES[shape_name]
         for recipe in recipes:
-            backend = get_backend(recipe)
-            try:
-                backend.check_available(device)
-            except HarnessError as exc:
-                rows.append(dict(shape=shape_name, recipe=recipe, refused=str(exc)))
+            backend, refused = available_backend(recipe, device)
+            if refused:
+                rows.append(dict(shape=shape_name, recipe=recipe, refused=refused))
                 continue
             for compile in compile_modes:
                 row = dict(shape=shape_name, recipe=recipe, compile=compile, **shape.describe())
