@@ -88,15 +88,15 @@ case $phase in
     # CPT starts from a trained model, where the loss moves slowly; from random init it falls from
     # 12 to 4 in 300 steps and a small shift in time reads as a large relative error. So: BF16
     # trains gpu-1.5b.toml for PRE_STEPS steps (default 300, about 2 minutes on an H200), then
-    # each given arm trains the suite's 300 steps from those exported weights, under seed 1 (a
-    # new data order; the weights come from the checkpoint, not the seed). Run folders
+    # each given arm trains the suite's 300 steps from those exported weights, under seed
+    # WARM_SEED (default 1: a new data order; the weights come from the checkpoint, not the seed). Run folders
     # gpu-1.5b-pre and gpu-1.5b-warm; `report gpu-1.5b-warm` compares them. A finished pretraining
     # is found again, so the arms can be spread over calls: `warm bf16`, then `warm te-blockwise bf16-control`.
     pre=/tmp/runs/gpu-1.5b-pre/cpt-bf16-s0/checkpoints/final
     "${run[@]}" suites/gpu-1.5b.toml --set name=gpu-1.5b-pre --set "stages.cpt.steps=${PRE_STEPS:-300}" \
       --report-dir /tmp/report/gpu-1.5b-pre --arm bf16 "${extra[@]}" > "$out/run-warm.log" 2>&1
     echo "pretrain rc=$?" >> "$out/run-warm.log"
-    "${run[@]}" suites/gpu-1.5b.toml --set name=gpu-1.5b-warm --set "model.path=$pre" --set 'seeds=[1]' \
+    "${run[@]}" suites/gpu-1.5b.toml --set name=gpu-1.5b-warm --set "model.path=$pre" --set "seeds=[${WARM_SEED:-1}]" \
       --report-dir /tmp/report/gpu-1.5b-warm "${arms[@]}" "${extra[@]}" >> "$out/run-warm.log" 2>&1
     echo "run rc=$?" >> "$out/run-warm.log" ;;
   mem)
