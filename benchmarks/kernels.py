@@ -6,7 +6,7 @@
 Each recipe's layer is built and stepped exactly as the benchmarks do (benchmarks/cases.py:
 forward + backward of one decoder layer on the shape's 8192 tokens), warmed up, then profiled over
 --steps steps. Kernels are grouped by their names into kinds (GEMM, attention, FP8 casts and
-transposes, other): the question it answers is why one recipe's step is slower than another's
+transposes, Inductor-fused elementwise, norm, other): the question it answers is why one recipe's step is slower than another's
 (issue 8: te:blockwise's GEMMs, or its quantisation?). Kinds are matched by name patterns
 (KINDS below), so a new kernel family can land in "other"; the top kernels are listed by name
 for that reason. Device times are sums of kernel durations per step, not wall time (kernels on
@@ -25,10 +25,14 @@ from pathlib import Path
 import torch
 
 DEFAULT_RECIPES = ("bf16", "te:delayed", "te:blockwise", "torchao:tensorwise")
-# (kind, pattern over the lower-cased kernel name); the first match wins.
+# (kind, pattern over the lower-cased kernel name); the first match wins. Inductor's pointwise,
+# reduction and persistent-reduction kernels come first: they are named after every op they fuse,
+# so one that feeds a GEMM reads "triton_poi_fused__scaled_mm_..." and would otherwise count as a
+# GEMM (torchao's FP8 casts live in them). Inductor's GEMM templates (triton_tem_) stay GEMMs.
 KINDS = (
+    ("inductor fused", r"^triton_(poi|red|per)_"),
     ("attention", r"flash|fmha|attention|sdpa"),
-    ("gemm", r"gemm|matmul|nvjet|xmma|cutlass|cublas|wgmma|scaled_mm|\bmm\b|addmm"),
+    ("gemm", r"gemm|matmul|nvjet|xmma|cutlass|cublas|wgmma|scaled_mm|\bmm\b|addmm|^triton_tem_"),
     ("fp8 cast/transpose", r"quantiz|cast|transpose|amax|fp8|float8|scale"),
     ("norm", r"norm"),
 )
@@ -58,7 +62,8 @@ def summarize(kernels: list[tuple[str, float, int]], steps: int, top: int = 12) 
 
 
 def profile_step(timed, device: torch.device, steps: int, warmup: int) -> dict:
-    """summarize() of `steps` profiled calls of a benchmarks.cases.Timed step, after `warmup` untimed ones."""
+    """summarize() of `steps` profiled calls of a benchmarks.cases.Timed step, after `warmup` untimed
+    ones, plus every kernel's per-step time ("kernels")."""
     from torch.profiler import ProfilerActivity, profile
 
     for _ in range(warmup):
@@ -73,7 +78,11 @@ def profile_step(timed, device: torch.device, steps: int, warmup: int) -> dict:
         total = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
         if total > 0 and (device.type != "cuda" or event.device_type == torch.autograd.DeviceType.CUDA):
             rows.append((event.key, float(total), int(event.count)))
-    return summarize(rows, steps)
+    # Every kernel's total as well, so a saved profile can be regrouped later without the GPU.
+    kernels = [
+        dict(name=n, us_per_step=us / steps, calls_per_step=c / steps) for n, us, c in sorted(rows, key=lambda r: -r[1])
+    ]
+    return dict(**summarize(rows, steps), kernels=kernels)
 
 
 def run(recipes, shapes, compile: bool, steps: int, warmup: int, device: torch.device) -> list[dict]:
