@@ -6,83 +6,40 @@
 Each recipe's layer is built and stepped exactly as the benchmarks do (benchmarks/cases.py:
 forward + backward of one decoder layer on the shape's 8192 tokens), warmed up, then profiled over
 --steps steps. Kernels are grouped by their names into kinds (GEMM, attention, FP8 casts and
-transposes, Inductor-fused elementwise, norm, other): the question it answers is why one recipe's step is slower than another's
-(issue 8: te:blockwise's GEMMs, or its quantisation?). Kinds are matched by name patterns
-(KINDS below), so a new kernel family can land in "other"; the top kernels are listed by name
-for that reason. Device times are sums of kernel durations per step, not wall time (kernels on
-one stream do not overlap here, so the two are close).
+transposes, Inductor-fused elementwise, communication, norm, other): the question it answers is
+why one recipe's step is slower than another's (issue 8: te:blockwise's GEMMs, or its
+quantisation?). Kinds are matched by name patterns (harness.telemetry.kernels.KINDS, which a
+suite's `telemetry.profile_steps` uses too), so a new kernel family can land in "other"; the top
+kernels are listed by name for that reason. Device times are sums of kernel durations per step,
+not wall time (kernels on one stream do not overlap here, so the two are close).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import torch
 
+from harness.telemetry.kernels import KINDS, activities, kernel_rows, kind_of, summarize
+
+__all__ = ["KINDS", "kind_of", "profile_step", "summarize"]
 DEFAULT_RECIPES = ("bf16", "te:delayed", "te:blockwise", "torchao:tensorwise")
-# (kind, pattern over the lower-cased kernel name); the first match wins. Inductor's pointwise,
-# reduction and persistent-reduction kernels come first: they are named after every op they fuse,
-# so one that feeds a GEMM reads "triton_poi_fused__scaled_mm_..." and would otherwise count as a
-# GEMM (torchao's FP8 casts live in them). Inductor's GEMM templates (triton_tem_) stay GEMMs.
-KINDS = (
-    ("inductor fused", r"^triton_(poi|red|per)_"),
-    ("attention", r"flash|fmha|attention|sdpa"),
-    ("gemm", r"gemm|matmul|nvjet|xmma|cutlass|cublas|wgmma|scaled_mm|\bmm\b|addmm|^triton_tem_"),
-    ("fp8 cast/transpose", r"quantiz|cast|transpose|amax|fp8|float8|scale"),
-    ("norm", r"norm"),
-)
-
-
-def kind_of(name: str) -> str:
-    lowered = name.lower()
-    for kind, pattern in KINDS:
-        if re.search(pattern, lowered):
-            return kind
-    return "other"
-
-
-def summarize(kernels: list[tuple[str, float, int]], steps: int, top: int = 12) -> dict:
-    """{"per_step_ms": {kind: ms}, "total_ms", "top": [(name, kind, ms, calls)]} from (name, total_us, calls) rows."""
-    by_kind: dict[str, float] = defaultdict(float)
-    for name, total_us, _ in kernels:
-        by_kind[kind_of(name)] += total_us / 1e3 / steps
-    ranked = sorted(kernels, key=lambda row: -row[1])[:top]
-    return dict(
-        per_step_ms=dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
-        total_ms=sum(by_kind.values()),
-        top=[
-            dict(name=n, kind=kind_of(n), ms_per_step=us / 1e3 / steps, calls_per_step=c / steps) for n, us, c in ranked
-        ],
-    )
 
 
 def profile_step(timed, device: torch.device, steps: int, warmup: int) -> dict:
-    """summarize() of `steps` profiled calls of a benchmarks.cases.Timed step, after `warmup` untimed
-    ones, plus every kernel's per-step time ("kernels")."""
-    from torch.profiler import ProfilerActivity, profile
+    """summarize() of `steps` profiled calls of a benchmarks.cases.Timed step, after `warmup` untimed ones."""
+    from torch.profiler import profile
 
     for _ in range(warmup):
         timed.reset()
         timed.step()
-    activities = [ProfilerActivity.CUDA] if device.type == "cuda" else [ProfilerActivity.CPU]
-    with profile(activities=activities) as prof:
+    with profile(activities=activities(device)) as prof:
         for _ in range(steps):
             timed.step()
-    rows = []
-    for event in prof.key_averages():
-        total = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
-        if total > 0 and (device.type != "cuda" or event.device_type == torch.autograd.DeviceType.CUDA):
-            rows.append((event.key, float(total), int(event.count)))
-    # Every kernel's total as well, so a saved profile can be regrouped later without the GPU.
-    kernels = [
-        dict(name=n, us_per_step=us / steps, calls_per_step=c / steps) for n, us, c in sorted(rows, key=lambda r: -r[1])
-    ]
-    return dict(**summarize(rows, steps), kernels=kernels)
+    return summarize(kernel_rows(prof, device), steps)
 
 
 def run(recipes, shapes, compile: bool, steps: int, warmup: int, device: torch.device) -> list[dict]:

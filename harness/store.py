@@ -1,7 +1,7 @@
 """Run directories (the contract between stages), atomic writes and the SQLite results index.
 
 runs/<suite>/<run_id>/spec.json  manifest.json  metrics.jsonl  nvml.csv
-                      checkpoints/  eval/<bench>/  summary.json
+                      checkpoints/  eval/<bench>/  summary.json  [profile.json]
 runs/<suite>/parity.json         written by `harness compare`
 runs/index.sqlite                one row per run and per comparison (history, regressions)
 """

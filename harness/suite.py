@@ -146,6 +146,18 @@ class TelemetryConfig(Strict):
     warmup_steps: int = Field(3, ge=0)  # excluded from steady-state statistics
     nvml_interval_s: float = Field(0.5, gt=0)
     tensorboard: bool = False
+    # torch.profiler over the last N warm-up steps -> profile.json (kernel time by kind); 0: off
+    profile_steps: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _profile_within_warmup(self) -> TelemetryConfig:
+        if self.profile_steps and self.profile_steps >= self.warmup_steps:
+            raise ValueError(
+                f"profile_steps ({self.profile_steps}) must be smaller than warmup_steps ({self.warmup_steps}): "
+                "the profiled steps are the last warm-up steps, after at least one unprofiled one (compilation), "
+                "so the profiler never slows a step the statistics use; raise warmup_steps or lower profile_steps"
+            )
+        return self
 
 
 class DivergenceConfig(Strict):
@@ -227,6 +239,8 @@ class RunSpec(Strict):
         data = self.model_dump(mode="json")
         for key in ("run_id", "arm", "recipe", "fingerprint", "init_from_run"):
             data.pop(key)
+        # Profiling only observes a run (and only its warm-up steps): a profiled arm still matches.
+        data["telemetry"].pop("profile_steps")
         return data
 
 
