@@ -88,6 +88,7 @@ class RunDir:
     eval_dir = property(lambda self: self.path / "eval")
     summary = property(lambda self: self.path / "summary.json")
     tensorboard = property(lambda self: self.path / "tensorboard")
+    profile = property(lambda self: self.path / "profile.json")  # only with telemetry.profile_steps
 
     @property
     def run_id(self) -> str:

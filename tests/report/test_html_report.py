@@ -134,3 +134,43 @@ def test_loss_bias_figure_shows_every_seed_and_the_mean_over_seeds(tmp_path):
     report = write_report(suite_dir, tmp_path / "reports" / "synth")
     assert "Loss bias over seeds" in report.read_text()
     assert (report.parent / "figures" / "loss-bias.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_profiled_runs_get_a_kernel_time_figure_against_their_step_time(tmp_path):
+    import json
+    import statistics
+
+    from harness.errors import InvalidInput
+    from harness.report.data import load_report_data
+    from harness.report.figures import kernel_figure
+    from harness.store import RunDir
+
+    suite_dir = write_synthetic_suite(tmp_path / "runs", with_nvml=True)
+    compare_suite(suite_dir, n_resamples=100)
+    assert 'id="kernels"' not in write_report(suite_dir, tmp_path / "plain").read_text()  # no profile, no section
+
+    profiles = {"cpt-bf16-s0": {"gemm": 40.0, "attention": 5.0, "other": 3.0},
+                "cpt-fp8-s0": {"gemm": 25.0, "fp8 cast/transpose": 6.0, "attention": 5.0, "other": 2.0}}  # fmt: skip
+    for run_id, per_kind in profiles.items():
+        RunDir(suite_dir / run_id).profile.write_text(json.dumps(
+            {"steps": [2, 3], "device": "NVIDIA H200", "per_step_ms": per_kind, "total_ms": sum(per_kind.values())}))  # fmt: skip
+    data = load_report_data(suite_dir)
+    ax = kernel_figure(data).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(profiles)
+    # One stacked bar per run whose segments are its kinds' ms, ending at its kernel total ...
+    widths = {}
+    for bar in ax.patches:
+        widths.setdefault(round(bar.get_y() + bar.get_height() / 2), []).append(bar.get_width())
+    assert [sorted(w) for w in widths.values()] == [sorted(p.values()) for p in profiles.values()]
+    # ... and a tick at its median steady step time, in ms.
+    ticks = [line for line in ax.get_lines() if line.get_marker() == "|"]
+    expected = [1e3 * statistics.median(data.runs[r].steady_step_time_s) for r in profiles]
+    assert [line.get_xdata()[0] for line in ticks] == pytest.approx(expected)
+
+    report = write_report(suite_dir, tmp_path / "profiled")
+    assert "Where the step time goes" in report.read_text()
+    assert (report.parent / "figures" / "kernels.pdf").read_bytes().startswith(b"%PDF")
+
+    RunDir(suite_dir / "cpt-fp8-s0").profile.write_text('{"steps": [2, 3]}')
+    with pytest.raises(InvalidInput, match=r"cpt-fp8-s0/profile.json: no per_step_ms table.*delete it"):
+        load_report_data(suite_dir)

@@ -9,7 +9,6 @@ import pytest
 from trainkit import prepare, specs, tiny_suite
 
 from harness.suite import Suite, fingerprint
-from harness.telemetry.kernels import PROFILE_FILE
 from harness.train.trainer import train
 
 
@@ -24,7 +23,7 @@ def test_a_run_profiles_its_last_warmup_steps_and_keeps_its_steady_statistics(tm
     run_dir = prepare(tmp_path, spec)
     summary = train(spec, run_dir, quiet=True)
 
-    profile = json.loads((run_dir.path / PROFILE_FILE).read_text())
+    profile = json.loads(run_dir.profile.read_text())
     assert profile["steps"] == [2, 3] and profile["device"] == "cpu"
     # The tiny model's linears and lm_head are matrix multiplies: they must be found and grouped.
     assert profile["per_step_ms"]["gemm"] > 0
@@ -38,7 +37,7 @@ def test_without_profile_steps_no_profile_is_written(tmp_path, corpus):
     spec = specs(_suite(corpus))["cpt-bf16-s0"]
     run_dir = prepare(tmp_path, spec)
     train(spec, run_dir, quiet=True)
-    assert not (run_dir.path / PROFILE_FILE).exists()
+    assert not run_dir.profile.exists()
 
 
 def test_profile_steps_must_leave_an_unprofiled_warmup_step(corpus):
