@@ -82,6 +82,14 @@ def activities(device: torch.device) -> list:
     return [ProfilerActivity.CUDA] if device.type == "cuda" else [ProfilerActivity.CPU]
 
 
+def profiled_steps(warmup_steps: int, profile_steps: int, total_steps: int) -> range:
+    """The last `profile_steps` warm-up steps (of the run, when it is shorter), never step 1 (compilation)."""
+    if not profile_steps:
+        return range(0)
+    last = min(warmup_steps, total_steps)
+    return range(max(2, last - profile_steps + 1), last + 1)
+
+
 class StepProfiler:
     """Profile the given consecutive steps of a run and write profile.json after the last of them.
 

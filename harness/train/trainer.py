@@ -23,7 +23,7 @@ from harness.errors import InvalidInput, RunFailed
 from harness.preflight import check_seq_len
 from harness.store import RunDir
 from harness.telemetry import Telemetry, flops_per_token
-from harness.telemetry.kernels import StepProfiler
+from harness.telemetry.kernels import StepProfiler, profiled_steps
 from harness.train.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint
 from harness.train.data import Batches, build_data, steps_for
 from harness.train.distributed import World, all_reduce_sum, distributed, full_value, shard_model
@@ -94,11 +94,7 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
     batches = Batches(data, spec.stage.global_batch_size, spec.seed, position)
 
     telemetry.start(start_step)
-    # The last warm-up steps (or of a run shorter than its warm-up), never step 1 (compilation).
-    last = min(spec.telemetry.warmup_steps, total_steps)
-    profiled = (
-        range(max(2, last - spec.telemetry.profile_steps + 1), last + 1) if spec.telemetry.profile_steps else range(0)
-    )
+    profiled = profiled_steps(spec.telemetry.warmup_steps, spec.telemetry.profile_steps, total_steps)
     profiler = StepProfiler(run_dir, profiled, device, write=rank == 0)
     recent: list[float] = []
     try:

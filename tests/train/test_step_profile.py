@@ -9,6 +9,7 @@ import pytest
 from trainkit import prepare, specs, tiny_suite
 
 from harness.suite import Suite, fingerprint
+from harness.telemetry.kernels import profiled_steps
 from harness.train.trainer import train
 
 
@@ -54,3 +55,10 @@ def test_a_profiled_arm_still_matches_an_unprofiled_one(corpus):
     assert fingerprint(plain) == fingerprint(profiled)
     # ... while a field that changes the statistics does not.
     assert fingerprint(plain) != fingerprint(specs(_suite(corpus, warmup_steps=2))["cpt-bf16-s0"])
+
+
+def test_profiled_steps_are_the_last_warmup_steps_and_never_the_compiling_first():
+    assert list(profiled_steps(10, 3, 30)) == [8, 9, 10]
+    assert list(profiled_steps(10, 3, 5)) == [3, 4, 5]  # a run shorter than its warm-up: its last steps
+    assert list(profiled_steps(10, 3, 2)) == [2]
+    assert list(profiled_steps(10, 0, 30)) == []
