@@ -3,7 +3,8 @@
 Exit 0: every gate passed. 1: a gate failed (or an arm failed). 2: no gates, no comparisons or
 a gated metric is missing (a gate never passes on missing data). A failure outranks missing.
 Thresholds come from parity.json["gates"] (the suite's [gates], stored by `harness compare`);
-flags override them. Values are point estimates; each row shows the CI beside it.
+a stage with a [gates.stages.NAME] table is gated by that table alone; flags override both.
+Values are point estimates; each row shows the CI beside it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from harness.errors import InvalidInput
 from harness.store import ResultsIndex, index_path, read_json
-from harness.suite import GatesConfig
+from harness.suite import GatesConfig, Thresholds
 
 # gate name -> (GatesConfig field, "min" or "max", what the value is)
 GATES = {
@@ -120,15 +121,18 @@ def run_gates(parity: dict, gates: GatesConfig, *, history: list[dict] | None = 
     """Check every comparison of a parity.json against the gates; history (results-index rows)
     enables the max_regression gate against the last passing comparison of the same arm."""
     result = GateResult()
-    active = {name: getattr(gates, cfg) for name, (cfg, _, _) in GATES.items() if getattr(gates, cfg) is not None}
     comparisons = parity.get("comparisons")
     if not isinstance(comparisons, list) or not comparisons:
         result.problems.append("parity.json has no comparisons; run `harness compare runs/<suite>` first")
         return result
-    if all(threshold is None for threshold in gates.model_dump().values()):
+    if not gates.any_set():
         result.problems.append("no gates set; add [gates] to the suite or pass --min-speedup / --max-memory-ratio ...")
         return result
     for row in comparisons:
+        stage_gates = gates.for_stage(row.get("stage"))  # [gates.stages.NAME] when the stage has one
+        active = {
+            n: getattr(stage_gates, cfg) for n, (cfg, _, _) in GATES.items() if getattr(stage_gates, cfg) is not None
+        }
         label = row.get("id", "?") + (" [EMULATED]" if row.get("emulated") else "")
         if row.get("status") != "ok":
             result.rows.append(GateRow(label, "run", None, None, "fail", row.get("reason") or "arm failed"))
@@ -145,18 +149,20 @@ def run_gates(parity: dict, gates: GatesConfig, *, history: list[dict] | None = 
             else:
                 status = "pass" if (value >= threshold if kind == "min" else value <= threshold) else "fail"
             result.rows.append(GateRow(label, name, threshold, value, status, f"{GATES[name][2]}; {detail}"))
-        if gates.max_score_drop is not None:
-            _score_rows(result, label, row, gates.max_score_drop)
-        if gates.max_regression is not None and history is not None:
-            _regression_rows(result, label, parity.get("suite"), row, gates.max_regression, history)
-    if gates.max_loss_bias is not None:
-        _loss_bias_rows(result, parity, gates.max_loss_bias)
+        if stage_gates.max_score_drop is not None:
+            _score_rows(result, label, row, stage_gates.max_score_drop)
+        if stage_gates.max_regression is not None and history is not None:
+            _regression_rows(result, label, parity.get("suite"), row, stage_gates.max_regression, history)
+    _loss_bias_rows(result, parity, gates)
     return result
 
 
-def _loss_bias_rows(result: GateResult, parity: dict, limit: float) -> None:
+def _loss_bias_rows(result: GateResult, parity: dict, gates: GatesConfig) -> None:
     """One row per (stage, FP8 arm): the mean over seeds of FP8's signed loss error (summary loss_bias)."""
     for s in parity.get("summary") or []:
+        limit = gates.for_stage(s.get("stage")).max_loss_bias
+        if limit is None:
+            continue
         if s.get("verdict") in ("control", "failed"):
             continue  # a control is not FP8; a failed seed already fails as a `run` row
         label = f"{s['stage']}/{s['arm']} (seeds {', '.join(map(str, s['seeds']))})"
@@ -229,11 +235,12 @@ def load_parity(target: Path) -> tuple[dict, Path]:
 
 
 def resolve_gates(parity: dict, args: argparse.Namespace) -> GatesConfig:
-    """parity.json["gates"] overridden by any flag given on the command line."""
-    stored = parity.get("gates") or {}
-    flags = {f: getattr(args, f) for f in GatesConfig.model_fields if getattr(args, f, None) is not None}
+    """parity.json["gates"] overridden by any flag given on the command line (in every stage's table too)."""
+    stored = dict(parity.get("gates") or {})
+    flags = {f: getattr(args, f) for f in Thresholds.model_fields if getattr(args, f, None) is not None}
+    stages = stored.pop("stages", None) or {}
     try:
-        return GatesConfig.model_validate({**stored, **flags})
+        return GatesConfig.model_validate({**stored, **flags, "stages": {k: {**v, **flags} for k, v in stages.items()}})
     except ValueError as exc:
         raise InvalidInput(f"gates: invalid threshold ({exc})") from None
 

@@ -130,7 +130,9 @@ class EvalConfig(Strict):
     allow_hub: bool = False  # load datasets from a hub only when explicitly allowed
 
 
-class GatesConfig(Strict):
+class Thresholds(Strict):
+    """The gates' thresholds (None: that gate is off); see harness/gate.py."""
+
     min_speedup: float | None = Field(None, gt=0)
     max_memory_ratio: float | None = Field(None, gt=0)
     max_loss_rel_error: float | None = Field(None, gt=0)
@@ -140,6 +142,28 @@ class GatesConfig(Strict):
     max_loss_bias: float | None = Field(None, ge=0)
     max_score_drop: float | None = Field(None, ge=0)  # points of avg@k
     max_regression: float | None = Field(None, ge=0)  # fraction vs the last passing result
+
+    def any_set(self) -> bool:
+        return any(getattr(self, name) is not None for name in Thresholds.model_fields)
+
+
+class GatesConfig(Thresholds):
+    """[gates]: thresholds for every stage, and [gates.stages.NAME] tables for stages gated otherwise.
+
+    A stage with its own table is gated by that table alone (no merging with [gates]), so a
+    gate that means nothing for that stage is simply left out of it; e.g. a tiny model's SFT
+    loss near 0.05, where any two runs differ by tens of percent, gated on scores only.
+    """
+
+    stages: dict[str, Thresholds] = {}
+
+    def for_stage(self, stage: str | None) -> Thresholds:
+        if stage in self.stages:
+            return self.stages[stage]
+        return Thresholds.model_validate(self.model_dump(exclude={"stages"}))
+
+    def any_set(self) -> bool:
+        return super().any_set() or any(t.any_set() for t in self.stages.values())
 
 
 class TelemetryConfig(Strict):
@@ -213,6 +237,12 @@ class Suite(Strict):
                     f"micro_batch_size x world size ({stage.micro_batch_size} x {self.topology.world_size})"
                 )
             seen.append(name)
+        for name in self.gates.stages:
+            if name not in self.stages:
+                raise ValueError(
+                    f"gates.stages.{name}: no stage {name!r} in this suite (stages: {', '.join(self.stages)}); "
+                    "name a stage of [stages.NAME] or remove the table"
+                )
         return self
 
 

@@ -134,3 +134,24 @@ def test_loss_bias_gate_without_the_signed_error_is_missing(tmp_path):
         del s["loss_bias"]  # a parity.json from before the field existed
     result = run_gates(parity, GatesConfig(max_loss_bias=0.01))
     assert result.exit_code == 2 and "re-run `harness compare`" in result.rows[-1].detail
+
+
+def test_a_stage_with_its_own_gates_table_is_gated_by_that_table_alone(tmp_path, capsys):
+    gates = {"max_loss_rel_error": 1e-9, "stages": {"sft": {"max_score_drop": 100.0}}}
+    suite = synthetic_suite(stages=("cpt", "sft"), gates=gates)
+    suite_dir = write_synthetic_suite(tmp_path / "runs", suite)
+    compare_suite(suite_dir, suite.gates, n_resamples=100)
+    result = run_gates(json.loads((suite_dir / "parity.json").read_text()), suite.gates)
+    by_stage = {}
+    for row in result.rows:
+        by_stage.setdefault(row.comparison.split("/")[0], set()).add((row.gate.split(":")[0], row.status))
+    # cpt: the suite's [gates] (an impossible loss bar fails); sft: its own table, scores only.
+    assert by_stage == {"cpt": {("loss_rel_error", "fail")}, "sft": {("score_drop", "pass")}}
+    # A command-line flag applies to every stage, those with their own table too.
+    assert main(["gate", str(suite_dir), "--max-loss-rel-error", "10"]) == 0
+    assert capsys.readouterr().out.count("loss_rel_error") == 2
+
+
+def test_a_gates_table_for_a_stage_the_suite_lacks_is_refused():
+    with pytest.raises(ValueError, match=r"gates\.stages\.sfx: no stage 'sfx' in this suite \(stages: cpt, sft\)"):
+        synthetic_suite(stages=("cpt", "sft"), gates={"stages": {"sfx": {"max_score_drop": 5.0}}})
