@@ -14,7 +14,7 @@ import sys
 import threading
 
 from harness import __version__
-from harness.errors import HarnessError, NotAvailable
+from harness.errors import HarnessError, NotAvailable, Terminated
 
 # name -> ("module:configure", one-line help). configure(parser) adds arguments, returns main(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -55,11 +55,6 @@ def _load_configure(target: str):
             return None
         raise
     return getattr(module, attr, None)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (Slurm time limit or preemption, torchrun stopping workers, `kill`): unwinds like Ctrl-C,
-    so runs are marked interrupted and child servers stopped instead of the process vanishing."""
 
 
 def _raise_terminated(signum, frame):

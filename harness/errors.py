@@ -31,3 +31,12 @@ class GateFailed(HarnessError):
     """A regression gate failed: exit 1."""
 
     exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (Slurm time limit or preemption, torchrun stopping workers, `kill`): unwinds like Ctrl-C,
+    so runs are marked interrupted and child servers stopped instead of the process vanishing.
+
+    Here, not in harness.cli: under `python -m harness.cli` that module is __main__, and a class
+    defined there would not be the one other modules import.
+    """

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import HarnessError, InvalidInput, RunFailed
+from harness.errors import HarnessError, InvalidInput, RunFailed, Terminated
 from harness.preflight import missing_paths, preflight
 from harness.store import RunDir, atomic_write_json, index_path, read_json
 from harness.suite import RunSpec, Suite, fingerprint, load_suite, plan, unresolved_variables
@@ -155,7 +155,7 @@ def train_isolated(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
             tail.append(line.rstrip())
         code = child.wait()
     except KeyboardInterrupt as exc:
-        child.send_signal(signal.SIGTERM if type(exc).__name__ == "Terminated" else signal.SIGINT)
+        child.send_signal(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
         try:
             child.wait(timeout=120)
         except subprocess.TimeoutExpired:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import InvalidInput, RunFailed
+from harness.errors import InvalidInput, RunFailed, Terminated
 from harness.preflight import check_seq_len
 from harness.store import RunDir
 from harness.telemetry import Telemetry, flops_per_token
@@ -97,50 +97,81 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
     profiled = profiled_steps(spec.telemetry.warmup_steps, spec.telemetry.profile_steps, total_steps)
     profiler = StepProfiler(run_dir, profiled, device, write=rank == 0)
     recent: list[float] = []
-    try:
-        for step in range(start_step + 1, total_steps + 1):
-            with profiler.around(step), telemetry.step(step) as rec:
-                lr = scheduler.get_last_lr()[0]
-                loss, grad_norm, tokens = train_step(
-                    model, optimizer, backend, batches.next(), spec, device, rank, world_size
-                )
-                scheduler.step()
-                rec.update(loss=loss, lr=lr, grad_norm=grad_norm, tokens=tokens)
-            check_divergence(step, float(loss), recent, spec.divergence)
-            every = spec.stage.checkpoint_every
-            if every and step % every == 0 and step < total_steps:
-                # Flag (and flush) the step's metrics line first, so a checkpoint never exists
-                # without the metrics of the steps it contains; a kill mid-save resumes earlier.
-                telemetry.mark_checkpoint(step)
-                save_checkpoint(run_dir.checkpoints, step, model, optimizer, scheduler, batches.position)
-        export_final(run_dir.checkpoints / "final", model, tokenizer, getattr(torch, spec.model.dtype))
-    except RunFailed as exc:
+    with interrupts_once():
+        try:
+            for step in range(start_step + 1, total_steps + 1):
+                with profiler.around(step), telemetry.step(step) as rec:
+                    lr = scheduler.get_last_lr()[0]
+                    loss, grad_norm, tokens = train_step(
+                        model, optimizer, backend, batches.next(), spec, device, rank, world_size
+                    )
+                    scheduler.step()
+                    rec.update(loss=loss, lr=lr, grad_norm=grad_norm, tokens=tokens)
+                check_divergence(step, float(loss), recent, spec.divergence)
+                every = spec.stage.checkpoint_every
+                if every and step % every == 0 and step < total_steps:
+                    # Flag (and flush) the step's metrics line first, so a checkpoint never exists
+                    # without the metrics of the steps it contains; a kill mid-save resumes earlier.
+                    telemetry.mark_checkpoint(step)
+                    save_checkpoint(run_dir.checkpoints, step, model, optimizer, scheduler, batches.position)
+            export_final(run_dir.checkpoints / "final", model, tokenizer, getattr(torch, spec.model.dtype))
+        except RunFailed as exc:
+            with signals_held():
+                telemetry.finish("failed", str(exc))
+            raise
+        except KeyboardInterrupt:
+            with signals_held():
+                telemetry.finish("interrupted", "interrupted by the user")
+            raise
+        except Exception as exc:
+            with signals_held():
+                telemetry.finish("failed", f"{type(exc).__name__}: {exc}")
+            raise
         with signals_held():
-            telemetry.finish("failed", str(exc))
-        raise
-    except KeyboardInterrupt:
-        with signals_held():
-            telemetry.finish("interrupted", "interrupted by the user")
-        raise
-    except Exception as exc:
-        with signals_held():
-            telemetry.finish("failed", f"{type(exc).__name__}: {exc}")
-        raise
-    return telemetry.finish("completed")
+            return telemetry.finish("completed")
+
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def signals_held():
-    """Ignore Ctrl-C and SIGTERM while a run records how it ended.
+def interrupts_once():
+    """The first Ctrl-C or SIGTERM interrupts the run; further ones are ignored until it has ended.
 
     A terminal's Ctrl-C reaches a `harness train` child twice (from the terminal, and relayed by
-    `harness run`); the second must not cut the manifest write short, or the run would stay
-    "running" for ever. The process is on its way out already, so nothing is lost.
+    `harness run`). Were the second to land while the first unwinds towards the handler that
+    records the run as interrupted, it would escape that handler and leave the manifest
+    "running"; so the first one's handler ignores both signals before it raises. The previous
+    handlers come back when the block ends, with the run's end recorded.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def interrupt(signum, frame):
+        for sig in INTERRUPTS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in INTERRUPTS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ignore Ctrl-C and SIGTERM while a run records how it ended (completed, failed or interrupted).
+
+    A signal must not cut the manifest and summary writes short, or the run would stay "running"
+    for ever. The process is on its way out already, so nothing is lost.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in INTERRUPTS}
     try:
         yield
     finally:

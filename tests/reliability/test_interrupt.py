@@ -42,3 +42,36 @@ def test_sigterm_to_harness_train_unwinds_like_ctrl_c_and_exits_143(tmp_path, co
     log = child.log.read_text()
     assert "harness train: terminated (SIGTERM)" in log and "Traceback" not in log, log[-2000:]
     assert RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0").read_manifest()["status"] == "interrupted"
+
+
+ONCE_SCRIPT = """
+import os, signal
+from harness.errors import Terminated
+from harness.train.trainer import interrupts_once
+
+for first in (signal.SIGINT, signal.SIGTERM):
+    try:
+        with interrupts_once():
+            try:
+                os.kill(os.getpid(), first)  # the handler runs at the next bytecode
+                print("not interrupted")
+            except KeyboardInterrupt as exc:
+                # The second signal of a relayed Ctrl-C, while the first unwinds: ignored.
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGTERM)
+                print("unwound", type(exc).__name__, flush=True)
+                raise
+    except KeyboardInterrupt:
+        pass
+print("restored", signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+      signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+"""
+
+
+def test_after_the_first_interrupt_a_second_is_ignored_until_the_run_has_ended():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", ONCE_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:3] == ["unwound KeyboardInterrupt", "unwound Terminated", "restored True True"]
