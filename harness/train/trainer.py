@@ -93,10 +93,10 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
             raise
     batches = Batches(data, spec.stage.global_batch_size, spec.seed, position)
 
-    telemetry.start(start_step)
     profiled = profiled_steps(spec.telemetry.warmup_steps, spec.telemetry.profile_steps, total_steps)
     profiler = StepProfiler(run_dir, profiled, device, write=rank == 0)
     recent: list[float] = []
+    telemetry.start(start_step)  # the manifest says "running" from here: the try below records how it ends
     with interrupts_once():
         try:
             for step in range(start_step + 1, total_steps + 1):
