@@ -135,6 +135,25 @@ INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
+def _interrupt_handler(handler):
+    """`handler` for SIGINT and SIGTERM inside the block, the previous ones after it (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in INTERRUPTS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
+
+
+def _interrupt_once(signum, frame):
+    for sig in INTERRUPTS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
 def interrupts_once():
     """The first Ctrl-C or SIGTERM interrupts the run; further ones are ignored until it has ended.
 
@@ -144,39 +163,16 @@ def interrupts_once():
     "running"; so the first one's handler ignores both signals before it raises. The previous
     handlers come back when the block ends, with the run's end recorded.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        for sig in INTERRUPTS:
-            signal.signal(sig, signal.SIG_IGN)
-        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in INTERRUPTS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+    return _interrupt_handler(_interrupt_once)
 
 
-@contextlib.contextmanager
 def signals_held():
     """Ignore Ctrl-C and SIGTERM while a run records how it ended (completed, failed or interrupted).
 
     A signal must not cut the manifest and summary writes short, or the run would stay "running"
     for ever. The process is on its way out already, so nothing is lost.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in INTERRUPTS}
-    try:
-        yield
-    finally:
-        for sig, handler in held.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+    return _interrupt_handler(signal.SIG_IGN)
 
 
 def train_step(model, optimizer, backend, batch: dict, spec, device, rank: int, world_size: int):
