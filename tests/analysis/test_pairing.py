@@ -39,6 +39,13 @@ def test_a_different_torch_version_in_the_manifest_is_refused(tmp_path):
         pair_runs(load_runs(suite_dir))
 
 
+def test_a_different_cublas_in_the_manifest_is_refused(tmp_path):
+    # A BF16 arm timed with the image's cuBLAS is no baseline for an FP8 arm with a preloaded newer one.
+    suite_dir = write_synthetic_suite(tmp_path, versions={"bf16": {"cublas": "13.1.0"}, "fp8": {"cublas": "13.10.0"}})
+    with pytest.raises(InvalidInput, match="cublas version differs"):
+        pair_runs(load_runs(suite_dir))
+
+
 def test_a_candidate_without_its_baseline_run_is_refused(tmp_path):
     suite_dir = write_synthetic_suite(tmp_path, synthetic_suite(seeds=[0, 1]))
     shutil.rmtree(suite_dir / "cpt-bf16-s1")

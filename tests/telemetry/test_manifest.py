@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import torch
 
-from harness.telemetry.manifest import build_manifest, git_sha, utc_now, versions
+from harness.telemetry.manifest import build_manifest, cublas_version, git_sha, utc_now, versions
 
 MANIFEST_KEYS = {
     "run_id",
@@ -53,6 +54,7 @@ def test_versions_name_every_tracked_package():
         "python",
         "torch",
         "cuda",
+        "cublas",
         "driver",
         "transformer_engine",
         "torchao",
@@ -60,6 +62,16 @@ def test_versions_name_every_tracked_package():
         "harness",
     } <= found.keys()
     assert found["torch"] == torch.__version__.split("+")[0] or found["torch"] == torch.__version__
+
+
+def test_cublas_version_comes_from_the_first_library_that_has_the_symbol():
+    # What cublasLtGetVersion() returns: major * 10000 + minor * 100 + patch.
+    torch_wheel = SimpleNamespace(cublasLtGetVersion=lambda: 130100)
+    preloaded = SimpleNamespace(cublasLtGetVersion=lambda: 131000)
+    no_cublas = SimpleNamespace()
+    assert cublas_version([no_cublas, preloaded, torch_wheel]) == "13.10.0"
+    assert cublas_version([torch_wheel]) == "13.1.0"
+    assert cublas_version([no_cublas]) is None
 
 
 def test_git_sha_is_none_outside_a_repository(tmp_path, monkeypatch):
