@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
+from harness.telemetry.manifest import cublas_version
+
 
 def _env_int(name: str, default: int, minimum: int) -> int:
     raw = os.environ.get(name, "")
@@ -68,6 +70,7 @@ def machine() -> dict:
     info = {
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
+        "cublas": cublas_version(),  # the GEMMs' library: a preloaded newer one shows (scripts/stage_cublas.sh)
         "transformers": _module_version("transformers"),
         "transformer_engine": _module_version("transformer_engine"),
         "torchao": _module_version("torchao"),

@@ -92,7 +92,8 @@ def header(data: dict) -> str:
     rounds = data["benchmarks"][0]["stats"].get("rounds")
     return (
         f"{info.get('device', 'unknown device')}, torch {info.get('torch', '?')}, "
-        f"Transformer Engine {info.get('transformer_engine', '?')}, torchao {info.get('torchao', '?')}; "
+        + (f"cuBLAS {info['cublas']}, " if info.get("cublas") else "")  # recorded since 2026-12-01
+        + f"Transformer Engine {info.get('transformer_engine', '?')}, torchao {info.get('torchao', '?')}; "
         f"{mode}; median of {rounds} timed rounds after warm-up ({data.get('datetime', 'date unknown')})"
     )
 

@@ -73,8 +73,14 @@ def test_markdown_table_has_header_line_and_dash_where_bf16_is_missing():
     text = summarize.markdown(data)
     assert text.splitlines()[0].startswith("NVIDIA H100 80GB HBM3, torch 2.11.0+cu130, Transformer Engine 2.20.2")
     assert "eager; median of 10 timed rounds" in text.splitlines()[0]
+    assert "cuBLAS" not in text.splitlines()[0]  # baselines saved before versions named cuBLAS
     assert "| model_step | qwen2.5-1.5b, 4 layers, 4x2048 | torchao:tensorwise | 50.00 | 1.200 | 9.00 | 0.750 |" in text
     assert "| decoder_layer | qwen2.5-1.5b, 4x2048 | te:delayed | 20.00 | — | 3.00 | — |" in text
+
+
+def test_the_header_names_the_cublas_the_benchmarks_ran_with():
+    data = _data(_bench("linear", "bf16", 0.003, 1, cublas="13.10.0"))
+    assert "torch 2.11.0+cu130, cuBLAS 13.10.0, Transformer Engine 2.20.2" in summarize.header(data)
 
 
 def test_benchmark_without_the_suites_extra_info_is_refused_naming_file_and_field():
