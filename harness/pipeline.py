@@ -227,7 +227,8 @@ def configure_run(parser: argparse.ArgumentParser):
         suite_dir = Path(args.runs_dir or suite.runs_dir) / suite.name
         report_dir = Path(args.report_dir or Path("reports") / suite.name)
         specs = [s for s in plan(suite) if (not args.stage or s.stage_name in args.stage)]
-        preflight(suite, [s for s in specs if not args.arm or s.arm in args.arm], suite_dir, args.suite)
+        selected = [s for s in specs if not args.arm or s.arm in args.arm]
+        preflight(suite, selected, suite_dir, args.suite, evaluate=not args.skip_eval)
         return run_suite(
             suite, suite_dir, report_dir, stages=args.stage, arms=args.arm, skip_eval=args.skip_eval, quiet=args.quiet
         )

@@ -31,10 +31,11 @@ def _looks_local(value: str) -> bool:
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow", ".csv")
 
 
-def preflight(suite: Suite, specs: list[RunSpec], suite_dir: Path, where: str = "suite") -> None:
+def preflight(suite: Suite, specs: list[RunSpec], suite_dir: Path, where: str = "suite", *, evaluate: bool = True) -> None:
     """Refuse what would fail mid-suite before any arm trains: a recipe this machine cannot run
-    (else `te:*` on a CPU fails only after the bf16 arm has trained) and a seq_len beyond the model's
-    positions. Runs already completed are not checked, so their suite can be re-analysed anywhere."""
+    (else `te:*` on a CPU fails only after the bf16 arm has trained), a seq_len beyond the model's
+    positions, and a code benchmark to evaluate where generated programs cannot be contained.
+    Runs already completed are not checked, so their suite can be re-analysed anywhere."""
     import torch
 
     from harness.train.precision.registry import get_backend
@@ -52,6 +53,23 @@ def preflight(suite: Suite, specs: list[RunSpec], suite_dir: Path, where: str = 
             raise InvalidInput(f"{where}: arms ({arms}): {exc}; nothing was trained") from None
     for spec in todo:
         check_seq_len(spec, where)
+    if evaluate:
+        check_sandbox(suite, where)
+
+
+def check_sandbox(suite: Suite, where: str) -> None:
+    """A suite that evaluates LiveCodeBench needs a sandbox that holds (or says it accepts a weak one)."""
+    from harness.eval.benchmarks import REGISTRY
+
+    code = [name for name in suite.eval.benchmarks if name in REGISTRY and REGISTRY[name].code]
+    if not code or not any(stage.evaluate for stage in suite.stages.values()):
+        return
+    from harness.eval.sandbox import containment
+
+    try:
+        containment(allow_weak=suite.eval.allow_weak_sandbox)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}: eval.benchmarks.{code[0]}: {exc}; nothing was trained") from None
 
 
 def check_seq_len(spec: RunSpec, where: str) -> None:

@@ -128,6 +128,9 @@ class EvalConfig(Strict):
     seed: int = 0
     margin_points: float = Field(3.0, gt=0)  # equivalence margin on avg@k, in points
     allow_hub: bool = False  # load datasets from a hub only when explicitly allowed
+    # Run LiveCodeBench's model-written programs even where only a weak sandbox exists (no bubblewrap,
+    # or no binding process cap: harness/eval/sandbox.py); the summary records the level either way.
+    allow_weak_sandbox: bool = False
 
 
 class Thresholds(Strict):

@@ -64,32 +64,48 @@ class Benchmark:
     template: bool = True  # False: the bare question is the prompt (arith, as its SFT data shows it)
     code: bool = False  # programs are run against tests (in harness.eval.sandbox)
 
-    def load(self, records: list[dict]) -> list[Problem]:
-        """Problems from local records, prompted by EvalScope's adapter (which may filter some out)."""
+    def load(self, records: list[dict], origins: list[str] | None = None) -> list[Problem]:
+        """Problems from local records, prompted by EvalScope's adapter (which may filter some out).
+
+        `origins[i]` names where record i came from ("FILE:LINE"), for error messages.
+        """
         bench_adapter = engine.adapter(self.adapter)
         problems = []
         for index, record in enumerate(records):
-            require(record, self.required, self.name, index)
+            origin = origins[index] if origins else f"benchmark {self.name} record {index}"
+            require(record, self.required, self.name, index, origin)
             pid, prepared = self.prepare(record, index)
             sample = engine.to_sample(bench_adapter, prepared, template=self.template)
             if sample is None:
                 continue
-            target = f"{len(json.loads(sample.metadata['evaluation_sample'])['inputs'])} tests" if self.code else None
+            target = None
+            if self.code:
+                n_tests = len(json.loads(sample.metadata["evaluation_sample"])["inputs"])
+                if not n_tests:  # with no tests any program would pass
+                    raise InvalidInput(
+                        f"{origin}: {self.name} problem {pid!r} has no tests (public_test_cases and "
+                        "private_test_cases are both empty), so no program could fail it; remove the problem "
+                        "or re-export the benchmark with `harness data export livecodebench_v5`"
+                    )
+                target = f"{n_tests} tests"
             problems.append(Problem(pid, engine.chat_messages(sample), target or str(sample.target), sample))
         return problems
 
-    def score(self, problem: Problem, output: str) -> engine.Scored:
-        """EvalScope's extraction and score for one output (code: its test runner inside our sandbox)."""
+    def score(self, problem: Problem, output: str, *, allow_weak_sandbox: bool = False) -> engine.Scored:
+        """EvalScope's extraction and score for one output (code: its tests, run in our sandbox)."""
         bench_adapter = engine.adapter(self.adapter)
         if not self.code:
             return engine.score(bench_adapter, problem.sample, output)
-        from harness.eval.sandbox import run_livecodebench
+        from harness.eval.livecodebench import run_livecodebench
 
         code = engine.extract_code(bench_adapter, problem.sample, output)
         if code is None:
             return engine.Scored(None, 0.0, "success", "no fenced code block")
         results, reason = run_livecodebench(
-            code, problem.sample.metadata["evaluation_sample"], float(bench_adapter.review_timeout)
+            code,
+            problem.sample.metadata["evaluation_sample"],
+            float(bench_adapter.review_timeout),
+            allow_weak=allow_weak_sandbox,
         )
         return engine.Scored(code, float(engine.livecodebench_passed(results)), "success", reason)
 

@@ -29,6 +29,12 @@ def configure_eval(parser: argparse.ArgumentParser):
     parser.add_argument("--data-dir", help="folder holding <bench>/ data folders (default: suite's eval.data_dir)")
     parser.add_argument("--tensor-parallel-size", type=int)
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--allow-weak-sandbox",
+        action="store_true",
+        default=None,
+        help="run LiveCodeBench programs even where only a weak sandbox exists (no bubblewrap; docs/EVAL.md)",
+    )
     parser.add_argument("--quiet", action="store_true")
     return main_eval
 
@@ -45,6 +51,7 @@ def _eval_config(args, base):
         ("data_dir", args.data_dir),
         ("tensor_parallel_size", args.tensor_parallel_size),
         ("seed", args.seed),
+        ("allow_weak_sandbox", args.allow_weak_sandbox),
     ):
         if flag is not None:
             setattr(config, key, flag)

@@ -23,8 +23,11 @@ def benchmark_dir(name: str, path: str | None, data_dir: str | Path, base: Path 
     return folder
 
 
-def read_records(folder: Path, name: str) -> list[dict]:
-    """All records of the data files in `folder`; an error naming the folder and the fix when there are none."""
+def read_records(folder: Path, name: str, origins: list[str] | None = None) -> list[dict]:
+    """All records of the data files in `folder`; an error naming the folder and the fix when there are none.
+
+    `origins`, when given, receives "FILE:LINE" (or "FILE row N") for each record, for error messages.
+    """
     if folder.is_file():
         files = [folder]
     elif folder.is_dir():
@@ -39,8 +42,19 @@ def read_records(folder: Path, name: str) -> list[dict]:
         )
     records: list[dict] = []
     for file in files:
-        records.extend(_read_file(file))
+        found = _read_file(file)
+        records.extend(found)
+        if origins is not None:
+            unit = ":" if file.suffix == ".jsonl" else " row "
+            origins.extend(f"{file}{unit}{n}" for n in _numbers(file, len(found)))
     return records
+
+
+def _numbers(file: Path, count: int) -> list[int]:
+    """Line numbers of a jsonl file's records (blank lines skipped), else 0-based row numbers."""
+    if file.suffix != ".jsonl":
+        return list(range(count))
+    return [n for n, line in enumerate(file.read_text().splitlines(), 1) if line.strip()][:count]
 
 
 def _read_file(file: Path) -> list[dict]:
@@ -61,11 +75,12 @@ def _read_file(file: Path) -> list[dict]:
         ) from None
 
 
-def require(record: dict, fields: tuple[str, ...], name: str, index: int) -> None:
+def require(record: dict, fields: tuple[str, ...], name: str, index: int, origin: str | None = None) -> None:
     """Fail clearly when a record lacks a field the benchmark needs."""
     missing = [f for f in fields if f not in record]
     if missing:
+        where = f"{origin}: " if origin else ""
         raise InvalidInput(
-            f"benchmark {name}: record {index} lacks field(s) {missing}; it has {sorted(record)}. "
+            f"{where}benchmark {name}: record {index} lacks field(s) {missing}; it has {sorted(record)}. "
             "See docs/EVAL.md for each benchmark's columns"
         )

@@ -75,6 +75,11 @@ def evaluate_checkpoint(
         )
     evalscope_version()  # fails with the install command before anything else when EvalScope is missing
     jobs = [_prepare(name, checkpoint, out_dir, eval_config, base) for name in names]
+    if any(job.bench.code for job in jobs):
+        from harness.eval.sandbox import containment
+
+        # Refused now, not after hours of generation: model-written programs need a sandbox that holds.
+        containment(allow_weak=eval_config.allow_weak_sandbox)
     todo = {job.bench.name: _missing_requests(job, eval_config.seed) for job in jobs}
     total = sum(map(len, todo.values()))
     for job in jobs:
@@ -94,7 +99,7 @@ def evaluate_checkpoint(
     backend = eval_config.backend
     results = {}
     for job in jobs:
-        rows = _score(job)
+        rows = _score(job, eval_config.allow_weak_sandbox)
         summary = summarise(
             job.bench.name,
             rows,
@@ -123,8 +128,9 @@ def _prepare(name: str, checkpoint: Path, out_dir: Path, eval_config: EvalConfig
     if bench.generate is not None:
         records = bench.generate(config.limit or ARITH_SIZE)
     else:
-        records = read_records(benchmark_dir(name, config.path, eval_config.data_dir, base), name)
-    problems = bench.load(records)
+        origins: list[str] = []
+        records = read_records(benchmark_dir(name, config.path, eval_config.data_dir, base), name, origins)
+    problems = bench.load(records, origins if bench.generate is None else None)
     problems = problems[: config.limit] if config.limit else problems
     if not problems:
         raise InvalidInput(f"benchmark {name}: no problems after filtering; check its data folder and limit")
@@ -177,7 +183,7 @@ def _generate(job: BenchJob, requests: list[Request], generator: Generator, quie
             _say(quiet, f"  {count}/{len(requests)} ({time.monotonic() - started:.0f} s)")
 
 
-def _score(job: BenchJob) -> list[dict]:
+def _score(job: BenchJob, allow_weak_sandbox: bool = False) -> list[dict]:
     done = job.cache.load()
     pairs = [(p, i, done[(p.id, i)]["output"]) for p in job.problems for i in range(job.config.samples)]
     missing = [
@@ -190,7 +196,9 @@ def _score(job: BenchJob) -> list[dict]:
         )
     # Code benchmarks run programs in subprocesses: threads keep every core busy.
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        scored = list(pool.map(lambda item: job.bench.score(item[0], item[2]), pairs))
+        scored = list(
+            pool.map(lambda item: job.bench.score(item[0], item[2], allow_weak_sandbox=allow_weak_sandbox), pairs)
+        )
     return [
         {
             "problem_id": p.id,

@@ -1,29 +1,50 @@
-"""Run untrusted generated programs (LiveCodeBench) in a child process with hard limits.
+"""Run untrusted programs (LiveCodeBench generations) contained: what they may see, start and use.
 
-Each run gets a fresh scratch directory as its working directory, a minimal environment, and
-resource limits set before exec (CPU seconds, address space, file size, process count). Where
-`unshare` works, the program also gets no network (a new network namespace), its own PID
-namespace (so everything it forks dies with it) and, when we are root, drops to uid `nobody`
-(root ignores RLIMIT_NPROC). On timeout the whole process group is killed. `isolation()` says
-which of these this machine provides; docs/EVAL.md lists the levels.
+harness.eval.containment finds once per process what this machine provides (summary.json records
+its `level` as `sandbox`); docs/EVAL.md lists each protection with the test that shows it:
+
+  file system  bubblewrap (`bwrap`, Debian/Ubuntu/RHEL package `bubblewrap`) starts the program in
+               a new mount namespace holding read-only binds of /usr (/bin, /lib, ... as on the
+               host), /etc/ld.so.cache, the interpreter's prefixes and the site-packages it imports
+               from, its own /proc, a minimal /dev and a private size-capped /tmp (its working
+               folder). Nothing else of the host's file system exists in there.
+  identity     a new user namespace: uid and gid 65534 inside, every capability dropped.
+  processes    a seccomp filter (libseccomp, through pyseccomp) refuses fork, vfork, clone without
+               CLONE_THREAD and clone3 (so posix_spawn, subprocess and multiprocessing fail too),
+               and unshare, setns, mount, ptrace, bpf, io_uring, keyctl and the like. Threads are
+               capped by a pids cgroup where one can be made (root), else by RLIMIT_NPROC (which
+               binds a non-root user); with neither, threads are refused as well.
+  network      a new network namespace: no interface but a loopback that is down.
+  resources    RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE, no core files; a wall clock
+               after which the process group and every task of its cgroup are killed.
+
+Without a working bwrap or any binding cap on processes the containment is *weak*
+(`weak:unshare`: network and PID namespaces only, the whole file system visible; or
+`weak:rlimits`), and untrusted code is refused unless the caller allows it explicitly
+(`harness eval --allow-weak-sandbox`, `eval.allow_weak_sandbox = true`).
 """
 
 from __future__ import annotations
 
 import functools
-import json
+import itertools
 import os
 import resource
-import shutil
+import select
+import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import InvalidInput
+from harness.eval.containment import Containment, weak_prefix, containment
 from harness.eval.procs import kill_group
 
-NOBODY = 65534
+SANDBOX_UID = 65534  # "nobody" inside the user namespace
+RECORD_FD_ENV = "HARNESS_RECORD_FD"  # the descriptor of the pipe a program may write records to
 
 
 @dataclass(frozen=True)
@@ -33,163 +54,232 @@ class Limits:
     timeout_s: float = 6.0  # wall clock, whole program
     cpu_s: int = 10
     memory_bytes: int = 2 << 30  # RLIMIT_AS
-    file_bytes: int = 16 << 20
-    processes: int = 64  # beyond what the sandbox user already runs
+    file_bytes: int = 16 << 20  # RLIMIT_FSIZE: any one file it writes, its stdout and stderr included
+    open_files: int = 256
+    tasks: int = 64  # processes + threads (pids cgroup, or RLIMIT_NPROC above what the user already runs)
+    tmp_bytes: int = 64 << 20  # its private /tmp
+    record_bytes: int = 64 << 20  # what the harness reads from the record pipe before it kills the program
 
 
 @dataclass(frozen=True)
 class RunResult:
-    status: str  # "ok", "error" (non-zero exit), "timeout"
+    status: str  # "ok", "error" (non-zero exit), "timeout", "flood" (record pipe over its limit), "stopped"
     returncode: int | None
     stdout: str
     stderr: str
+    records: list[str] = field(default_factory=list)  # lines the program wrote to its record pipe
 
 
-def _world_executable(path: str) -> bool:
-    """Whether uid nobody can run this file: it and every folder above it are world-executable."""
-    real = Path(os.path.realpath(path))
-    return all(p.stat().st_mode & 0o001 for p in [real, *real.parents])
+# ---------------------------------------------------------------- running one program
 
 
-@functools.lru_cache(maxsize=1)
-def sandbox_python() -> str:
-    """An interpreter for generated programs (stdlib only); uid nobody must be able to run it when we are root."""
-    candidates = [sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"]
-    if os.geteuid() != 0:
-        return sys.executable
-    for path in candidates:
-        if path and os.path.exists(path) and _world_executable(path):
-            return path
-    return sys.executable
+def run_program(code: str, stdin: str = "", limits: Limits = Limits(), *, python: str | None = None,
+                ro_paths: tuple[str, ...] = (), allow_weak: bool = False, stop=None) -> RunResult:  # fmt: skip
+    """Run `code` as a Python program fed `stdin`, contained (see the module docstring); never raises
+    for anything the program does.
+
+    The program may write records (lines) to the pipe whose descriptor is in $HARNESS_RECORD_FD;
+    `stop(line) -> bool` sees each one as it arrives and ends the program early by returning True
+    (status "stopped"). `ro_paths`: more folders it may read (e.g. where a package it imports lives).
+    """
+    return _run(containment(allow_weak=allow_weak), code, stdin, limits, python or sys.executable, ro_paths, stop)
+
+
+def _run(box: Containment, code: str, stdin: str, limits: Limits, python: str, extra_ro: tuple, stop=None):
+    with tempfile.TemporaryDirectory(prefix="harness-sandbox-") as host:
+        host = Path(host)
+        script, work = host / "main.py", host / "work"  # work: its writable folder (/tmp inside bwrap)
+        script.write_text(code)
+        work.mkdir()
+        if box.bwrap:
+            argv = [*_bwrap_argv(box, python, limits, extra_ro, work, script), python, "-I", "/tmp/main.py"]
+        else:
+            argv = [*weak_prefix(box), python, "-I", str(script)]
+        return _supervise(box, argv, work, host, stdin, limits, stop)
+
+
+def _bwrap_argv(box: Containment, python: str, limits: Limits, extra_ro, work: Path, script: Path) -> list[str]:
+    argv = [box.bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--proc", "/proc", "--dev", "/dev"]  # fmt: skip
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            argv += ["--ro-bind", top, top]
+    argv += ["--ro-bind", "/usr", "/usr", "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    for path in _python_roots(python, tuple(extra_ro)):
+        argv += ["--ro-bind", path, path]
+    if box.tmpfs_size:  # a tmpfs of bounded size: the program cannot fill the host's memory or disk
+        argv += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+    else:
+        argv += ["--bind", str(work), "/tmp"]
+    argv += ["--ro-bind", str(script), "/tmp/main.py"]
+    if box.seccomp is not None:
+        argv += ["--seccomp", SECCOMP_FD_SLOT]
+    # The root is bwrap's own tmpfs, holding the mount points above: read-only too, or a program could
+    # fill the host's memory through it.
+    return argv + ["--remount-ro", "/", "--chdir", "/tmp", "--"]
+
+
+SECCOMP_FD_SLOT = "{seccomp_fd}"  # replaced by the descriptor number once the filter file is open
 
 
 @functools.cache
-def isolation(python: str | None = None) -> tuple[str, list[str]]:
-    """(level, command prefix) for running `python` (default: sandbox_python()): "netns+pidns+nobody",
-    "netns+pidns" (user namespace) or "rlimits-only"."""
-    python = python or sandbox_python()
-    unshare = shutil.which("unshare")
-    if unshare:
-        options = []
-        if os.geteuid() == 0 and _world_executable(python):
-            options.append(
-                (
-                    "netns+pidns+nobody",
-                    [unshare, "-n", "-p", "-f", "--kill-child", "--setuid", str(NOBODY), "--setgid", str(NOBODY), "--"],
-                )
-            )
-        options.append(("netns+pidns", [unshare, "-r", "-n", "-p", "-f", "--kill-child", "--"]))
-        for level, prefix in options:
+def _python_roots(python: str, extra: tuple = ()) -> tuple[str, ...]:
+    """Folders the interpreter needs, outermost only: its prefixes, site-packages and `extra`."""
+    import site
+
+    wanted = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *extra}
+    wanted |= {str(Path(os.path.realpath(python)).parent.parent), str(Path(python).parent.parent)}
+    wanted |= {p for p in (*site.getsitepackages(), *sys.path) if p.endswith(("site-packages", "dist-packages"))}
+    paths = {os.path.realpath(p) for p in wanted if p and os.path.isdir(p)}
+    paths |= {os.path.abspath(p) for p in wanted if p and os.path.isdir(p)}  # a symlinked prefix, as named
+    roots: list[str] = []
+    for path in sorted(paths):
+        if path == "/usr" or path.startswith("/usr/") or any(path.startswith(r + "/") for r in roots):
+            continue
+        roots.append(path)
+    return tuple(roots)
+
+
+_RUN_NUMBER = itertools.count()
+
+
+def _supervise(box, argv, work: Path, host: Path, stdin: str, limits: Limits, stop) -> RunResult:
+    """Start argv in its own process group (and cgroup), feed stdin, read its records, enforce the wall clock."""
+    cgroup = _make_cgroup(box, limits)
+    (host / "stdin").write_text(stdin)  # a file, not a pipe: a program that never reads cannot block us
+    opened: list[int] = []
+    proc, status, records, buffer, size = None, None, [], b"", 0
+    try:
+        seccomp_fd = None
+        if box.bwrap and box.seccomp is not None:
+            (host / "filter.bpf").write_bytes(box.seccomp)
+            seccomp_fd = os.open(host / "filter.bpf", os.O_RDONLY)
+            opened.append(seccomp_fd)
+            argv = [str(seccomp_fd) if a == SECCOMP_FD_SLOT else a for a in argv]
+        read_end, write_end = os.pipe()
+        opened += [read_end, write_end]
+        inside_tmp = "/tmp" if box.bwrap else str(work)
+        env = {"PATH": "/usr/bin:/bin", "HOME": inside_tmp, "TMPDIR": inside_tmp, "LANG": "C.UTF-8",
+               "PYTHONDONTWRITEBYTECODE": "1", RECORD_FD_ENV: str(write_end), **{n: "1" for n in _ONE_THREAD}}  # fmt: skip
+        with (host / "stdin").open("rb") as stdin_fh, (host / "stdout").open("wb") as out, \
+                (host / "stderr").open("wb") as err:  # fmt: skip
+            proc = subprocess.Popen(
+                argv, cwd=work, env=env, stdin=stdin_fh, stdout=out, stderr=err,
+                pass_fds=tuple(fd for fd in (write_end, seccomp_fd) if fd is not None),
+                start_new_session=True,  # its own process group: a timeout kills everything it started
+                preexec_fn=_child_setup(limits, cgroup, box.nproc_binds),
+            )  # fmt: skip
+        os.close(write_end)
+        opened.remove(write_end)
+        deadline = time.monotonic() + limits.timeout_s
+        while status is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                status = "timeout"
+            elif select.select([read_end], [], [], left)[0]:
+                chunk = os.read(read_end, 1 << 16)
+                if not chunk:
+                    break  # every writer closed it: the program ended (or closed fd 3)
+                size += len(chunk)
+                if size > limits.record_bytes:
+                    status = "flood"
+                    break
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                for line in lines:
+                    records.append(line.decode(errors="replace"))
+                    if stop is not None and stop(records[-1]):
+                        status = "stopped"
+                        break
+        if status is None:
             try:
-                probe = subprocess.run([*prefix, python, "-c", "pass"], capture_output=True, timeout=20)
-            except (OSError, subprocess.TimeoutExpired):
-                continue
-            if probe.returncode == 0:
-                return level, prefix
-    return "rlimits-only", []
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                status = "timeout"
+    finally:
+        for fd in opened:
+            os.close(fd)
+        if proc is not None:
+            kill_group(proc.pid)  # children it started (same group) die too; wait until they are gone
+        _remove_cgroup(cgroup)
+        if proc is not None:
+            proc.wait()
+    out = (host / "stdout").read_bytes()[: limits.file_bytes].decode(errors="replace")
+    err = (host / "stderr").read_bytes()[-4000:].decode(errors="replace")
+    if status is None:
+        status = "ok" if proc.returncode == 0 else "error"
+    return RunResult(status, proc.returncode if status in ("ok", "error") else None, out, err, records)
 
 
-def _user_process_count(uid: int) -> int:
+def _child_setup(limits: Limits, cgroup: Path | None, nproc_binds: bool):
+    nproc = _user_task_count(os.geteuid()) + limits.tasks if nproc_binds else None
+    procs = str(cgroup / "cgroup.procs") if cgroup is not None else None
+
+    def apply() -> None:  # runs in the child between fork and exec: before it can start anything
+        if procs is not None:
+            fd = os.open(procs, os.O_WRONLY)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+    return apply
+
+
+def _user_task_count(uid: int) -> int:
+    """Tasks (threads included, as RLIMIT_NPROC counts them) that `uid` runs now."""
     count = 0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                count += entry.stat().st_uid == uid
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(entry / "task"))
             except OSError:
                 pass
     return count
 
 
-def _limit_setter(limits: Limits, uid: int):
-    nproc = _user_process_count(uid) + limits.processes
+def _make_cgroup(box: Containment, limits: Limits) -> Path | None:
+    if box.cgroup_root is None:
+        return None
+    path = box.cgroup_root / f"harness-sandbox-{os.getpid()}-{next(_RUN_NUMBER)}"
+    try:
+        path.mkdir()
+        (path / "pids.max").write_text(str(limits.tasks))
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot make the sandbox's pids cgroup ({exc}); re-run, or free cgroups") from None
+    return path
 
-    def apply() -> None:  # runs in the child between fork and exec
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-    return apply
-
-
-def run_program(code: str, stdin: str = "", limits: Limits = Limits(), python: str | None = None) -> RunResult:
-    """Run `code` as a Python program fed `stdin` (with `python`, default a stdlib interpreter); never raises
-    for anything the program does."""
-    python = python or sandbox_python()
-    level, prefix = isolation(python)
-    as_nobody = level.endswith("nobody")
-    with tempfile.TemporaryDirectory(prefix="harness-sandbox-") as scratch:
-        script = Path(scratch) / "main.py"
-        script.write_text(code)
-        if as_nobody:
-            os.chmod(scratch, 0o777)  # nobody must write its scratch files
-            script.chmod(0o644)
-        env = {"PATH": "/usr/bin:/bin", "HOME": scratch, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-        env.update({name: "1" for name in _ONE_THREAD})
-        # Output goes to files (capped by RLIMIT_FSIZE), not pipes: a program printing forever cannot fill our memory.
-        out_path, err_path = Path(scratch) / ".stdout", Path(scratch) / ".stderr"
-        with out_path.open("wb") as out_fh, err_path.open("wb") as err_fh:
-            proc = subprocess.Popen(
-                [*prefix, python, "-I", str(script)],
-                cwd=scratch,
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=out_fh,
-                stderr=err_fh,
-                start_new_session=True,  # own process group: a timeout kills everything it started
-                preexec_fn=_limit_setter(limits, NOBODY if as_nobody else os.geteuid()),
-            )
-            status = None
+def _remove_cgroup(path: Path | None) -> None:
+    """Kill every task still in the cgroup, wait for them to go, remove it."""
+    if path is None:
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            pids = [int(p) for p in (path / "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        if not pids:
+            break
+        for pid in pids:
             try:
-                proc.communicate(stdin.encode(), timeout=limits.timeout_s)
-            except subprocess.TimeoutExpired:
-                status = "timeout"
-            finally:
-                kill_group(proc.pid)  # children it started (same group) die too; wait until they are gone
-                proc.wait()
-        out = out_path.read_text(errors="replace")
-        err = err_path.read_text(errors="replace")[-4000:]
-    if status == "timeout":
-        return RunResult("timeout", None, out, err)
-    return RunResult("ok" if proc.returncode == 0 else "error", proc.returncode, out, err)
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)  # the kernel tears killed tasks down asynchronously
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 # EvalScope's LiveCodeBench runner (numpy inside) must not start a thread pool per core in every child.
 _ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_RESULTS_MARK = "@@harness-lcb-results@@"
-
-# The child runs EvalScope's own LiveCodeBench test runner (its stdin/stdout and call-based grading,
-# per-test SIGALRM timeouts, reliability_guard) on one generated program, inside this sandbox.
-_LCB_DRIVER = f"""
-import json, sys
-from evalscope.benchmarks.live_code_bench.testing_util import run_test
-job = json.loads(sys.stdin.read())
-results, meta = run_test({{"input_output": job["tests"]}}, test=job["code"], debug=False, timeout=job["timeout"])
-results = [r.item() if hasattr(r, "item") else r for r in results]
-reason = meta.get("error_message") if isinstance(meta, dict) else None
-sys.__stdout__.write("\\n{_RESULTS_MARK}" + json.dumps([results, reason]) + "\\n")
-sys.__stdout__.flush()
-"""
-
-
-def run_livecodebench(code: str, tests_json: str, timeout_s: float = 6.0) -> tuple[list, str]:
-    """Per-test results of EvalScope's LiveCodeBench runner on `code`, run in this sandbox.
-
-    `tests_json` is EvalScope's `evaluation_sample` ({"inputs", "outputs", "fn_name"}). Results
-    follow EvalScope: True per passed test, then at the first failure -1 compile error, -2 wrong
-    answer, -3 time limit, -4 runtime error; all -1 when the whole run exceeds EvalScope's global
-    limit ((timeout + 1) s per test) or the sandbox kills it. The second value says why it failed
-    (EvalScope's error message, or the sandbox's status), None when every test passed.
-    """
-    n_tests = len(json.loads(tests_json)["inputs"])
-    budget = (timeout_s + 1) * n_tests  # EvalScope's global timeout for one generation
-    limits = Limits(timeout_s=budget + 10, cpu_s=int(budget) + 10, memory_bytes=4 << 30)  # +10 s: imports
-    job = json.dumps({"tests": tests_json, "code": code, "timeout": timeout_s})
-    result = run_program(_LCB_DRIVER, job, limits, python=sys.executable)
-    marked = [line for line in result.stdout.splitlines() if line.startswith(_RESULTS_MARK)]
-    if result.status != "ok" or not marked:
-        tail = result.stderr.strip().splitlines()[-1:] or [""]
-        return [-1] * n_tests, f"sandbox: {result.status} {tail[0]}".strip()
-    results, reason = json.loads(marked[-1][len(_RESULTS_MARK) :])
-    return results, reason

@@ -95,11 +95,9 @@ def summarise(
         "created_at": time.time(),
     }
     if bench.code:
-        import sys
+        from harness.eval.sandbox import containment
 
-        from harness.eval.sandbox import isolation
-
-        summary["sandbox"] = isolation(sys.executable)[0]
+        summary["sandbox"] = containment(allow_weak=eval_config.allow_weak_sandbox).level
     return summary
 
 
