@@ -31,7 +31,9 @@ def _looks_local(value: str) -> bool:
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow", ".csv")
 
 
-def preflight(suite: Suite, specs: list[RunSpec], suite_dir: Path, where: str = "suite", *, evaluate: bool = True) -> None:
+def preflight(
+    suite: Suite, specs: list[RunSpec], suite_dir: Path, where: str = "suite", *, evaluate: bool = True
+) -> None:
     """Refuse what would fail mid-suite before any arm trains: a recipe this machine cannot run
     (else `te:*` on a CPU fails only after the bf16 arm has trained), a seq_len beyond the model's
     positions, and a code benchmark to evaluate where generated programs cannot be contained.

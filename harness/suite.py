@@ -57,9 +57,14 @@ class DataConfig(Strict):
     path: str  # local file or folder (jsonl/parquet/arrow), "builtin:NAME", or a hub id
     split: str = "train"
     text_column: str = "text"  # CPT
-    messages_column: str = "messages"  # SFT, multi-turn chat
-    prompt_column: str | None = None  # SFT alternative to messages
+    # SFT record format (harness/train/sft.py); "auto" picks by the columns present
+    format: Literal["auto", "messages", "sharegpt", "prompt_response"] = "auto"
+    messages_column: str = "messages"  # OpenAI-style multi-turn chat
+    conversations_column: str = "conversations"  # ShareGPT (LLaMA-Factory): from/value turns
+    prompt_column: str | None = None  # single-turn prompt/response columns (verl's SFT parquet)
     response_column: str | None = None
+    prompt_dict_keys: list[str] = []  # verl: keys followed into a dict-valued prompt column
+    response_dict_keys: list[str] = []
     max_samples: int | None = Field(None, gt=0)
 
 
@@ -83,9 +88,20 @@ class ScheduleConfig(Strict):
 class StageConfig(Strict):
     kind: Literal["cpt", "sft"]
     data: DataConfig
-    seq_len: int = Field(gt=0)
-    global_batch_size: int = Field(gt=0)  # sequences per optimiser step, all ranks together
-    micro_batch_size: int = Field(gt=0)  # sequences per forward on one rank
+    seq_len: int = Field(gt=0)  # CPT: the row length; SFT: the longest conversation kept
+    # Sequences (SFT: conversations) per optimiser step, all ranks together; or global_batch_tokens.
+    global_batch_size: int | None = Field(None, gt=0)
+    # SFT, packed: real tokens per optimiser step instead (conversations are taken in order until the next would
+    # exceed it), like Megatron/slime's dynamic batching
+    global_batch_tokens: int | None = Field(None, gt=0)
+    micro_batch_size: int = Field(gt=0)  # sequences per forward on one rank (packed: sets the default below)
+    # SFT, packed: tokens per forward on one rank (Megatron's max tokens per GPU); default micro_batch_size x seq_len
+    micro_batch_tokens: int | None = Field(None, gt=0)
+    # SFT: pack conversations into rows with per-conversation attention (harness/train/batches.py); false: one
+    # conversation per row, right-padded to seq_len (the old path, kept for comparison)
+    packing: bool | None = None  # default: true for sft
+    # CPT: documents joined with EOS do not attend to each other (off by default, as in Megatron)
+    document_mask: bool = False
     steps: int | None = Field(None, gt=0)
     epochs: float | None = Field(None, gt=0)
     optim: OptimConfig
@@ -94,10 +110,37 @@ class StageConfig(Strict):
     checkpoint_every: int | None = Field(None, gt=0)
     evaluate: bool = True  # evaluate this stage's final checkpoint
 
+    @property
+    def packed(self) -> bool:
+        """SFT conversations packed into rows (the default for sft)."""
+        return self.kind == "sft" and self.packing is not False
+
+    @property
+    def row_tokens(self) -> int:
+        """Packed: the token budget of one micro-batch row."""
+        return self.micro_batch_tokens or self.micro_batch_size * self.seq_len
+
     @model_validator(mode="after")
     def _length(self) -> StageConfig:
         if (self.steps is None) == (self.epochs is None):
             raise ValueError("set exactly one of steps or epochs")
+        if (self.global_batch_size is None) == (self.global_batch_tokens is None):
+            raise ValueError("set exactly one of global_batch_size (sequences per step) or global_batch_tokens")
+        if self.kind == "cpt" and self.packing is not None:
+            raise ValueError(
+                "packing applies to sft stages; cpt rows are always full seq_len cuts of the token stream "
+                "(set document_mask = true to keep documents from attending to each other)"
+            )
+        if self.kind == "sft" and self.document_mask:
+            raise ValueError("document_mask applies to cpt; packed sft conversations never attend to each other")
+        if not self.packed and (self.micro_batch_tokens or self.global_batch_tokens):
+            field = "micro_batch_tokens" if self.micro_batch_tokens else "global_batch_tokens"
+            raise ValueError(f"{field} needs packed sft (kind = 'sft', packing = true); use micro/global_batch_size")
+        if self.packed and self.row_tokens < self.seq_len:
+            raise ValueError(
+                f"micro_batch_tokens ({self.row_tokens}) is below seq_len ({self.seq_len}): the longest "
+                "conversation kept must fit one micro-batch; raise micro_batch_tokens or lower seq_len"
+            )
         return self
 
 
@@ -234,7 +277,7 @@ class Suite(Strict):
                 raise ValueError(
                     f"stages.{name}.init_from: {stage.init_from!r} is not an earlier stage ({seen or 'none'})"
                 )
-            if stage.global_batch_size % (stage.micro_batch_size * self.topology.world_size):
+            if not stage.packed and stage.global_batch_size % (stage.micro_batch_size * self.topology.world_size):
                 raise ValueError(
                     f"stages.{name}.global_batch_size: {stage.global_batch_size} is not a multiple of "
                     f"micro_batch_size x world size ({stage.micro_batch_size} x {self.topology.world_size})"

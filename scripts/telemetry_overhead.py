@@ -22,7 +22,8 @@ import torch
 from harness.store import RunDir, atomic_write_json
 from harness.suite import load_suite, plan
 from harness.telemetry import Telemetry, flops_per_token
-from harness.train.data import Batches, build_data
+from harness.train.batches import Batches
+from harness.train.data import build_data
 from harness.train.model import apply_runtime_options, build_model
 from harness.train.precision.registry import get_backend
 from harness.train.tokenizer import load_tokenizer
@@ -48,10 +49,11 @@ def main() -> None:
     model = backend.convert(build_model(spec.model, len(tokenizer), spec.seed).to(device))
     apply_runtime_options(model, spec.model)
     optimizer = torch.optim.AdamW(_param_groups(model, 0.1), lr=1e-5, fused=True)
-    batches = Batches(data, spec.stage.global_batch_size, spec.seed, None)
+    batches = Batches(data, spec.stage, spec.seed, pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id)
 
     def step():
-        return train_step(model, optimizer, backend, batches.next(), spec, device, 0, 1)
+        batch = batches.next()
+        return train_step(model, optimizer, backend, batch.micro_batches[0], batch, spec, device)
 
     for _ in range(args.warmup):
         step()

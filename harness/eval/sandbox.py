@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InvalidInput
-from harness.eval.containment import Containment, weak_prefix, containment
+from harness.eval.containment import Containment, containment, weak_prefix
 from harness.eval.procs import kill_group
 
 SANDBOX_UID = 65534  # "nobody" inside the user namespace

@@ -66,7 +66,7 @@ def non_embedding_params(config: Any) -> int:
     return config.num_hidden_layers * per_layer + hidden + lm_head  # + final norm
 
 
-def flops_per_token(config: Any, seq_len: int) -> float:
+def flops_per_token(config: Any, seq_len: float) -> float:
     """Training model FLOPs per token: 6 * N + 12 * L * H * T (see module docstring)."""
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads

@@ -15,6 +15,7 @@ Op = Literal["sum", "max"]
 # Per step: the step is as slow as its slowest rank; memory is the worst rank's.
 STEP_OPS: dict[str, Op] = {
     "tokens": "sum",
+    "processed_tokens": "sum",
     "step_time_s": "max",
     "peak_alloc_bytes": "max",
     "peak_reserved_bytes": "max",

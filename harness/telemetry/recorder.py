@@ -43,7 +43,8 @@ class StepRecord:
         self.fields: dict[str, Any] = {}
 
     def update(self, **fields: Any) -> None:
-        """loss, lr, grad_norm (numbers or 0-d tensors), tokens (real non-pad tokens on this rank)."""
+        """loss, lr, grad_norm (numbers or 0-d tensors), tokens (real non-pad tokens on this rank),
+        processed_tokens (tokens its forwards ran on, padding included)."""
         self.fields.update(fields)
 
 
@@ -187,6 +188,7 @@ class Telemetry:
     def _record(self, rec: StepRecord, step_time_s: float, end: float) -> None:
         local = {
             "tokens": _count(rec.fields.get("tokens")),
+            "processed_tokens": _count(rec.fields.get("processed_tokens")),
             "step_time_s": step_time_s,
             "peak_alloc_bytes": torch.cuda.max_memory_allocated(self.device) if self.cuda else None,
             "peak_reserved_bytes": torch.cuda.max_memory_reserved(self.device) if self.cuda else None,
@@ -203,6 +205,8 @@ class Telemetry:
             "lr": _scalar(rec.fields.get("lr")),
             "grad_norm": _scalar(rec.fields.get("grad_norm")),
             "tokens": tokens,
+            # tokens the forwards ran on, padding included (1 - tokens / processed_tokens: the padding fraction)
+            "processed_tokens": reduced["processed_tokens"],
             "step_time_s": seconds,
             "tokens_per_s": tokens_per_s,
             "mfu": mfu,

@@ -131,6 +131,7 @@ def build_summary(
         steady_steps=len(steady),
         warmup_steps=warmup_steps,
         tokens_total=sum(r.get("tokens") or 0 for r in records),
+        padding_fraction=_padding_fraction(records),
         final_loss=losses[-1] if losses else None,
         peak_alloc_bytes=_int_or_none(max_or_none(r.get("peak_alloc_bytes") for r in records)),
         peak_reserved_bytes=_int_or_none(max_or_none(r.get("peak_reserved_bytes") for r in records)),
@@ -142,6 +143,14 @@ def build_summary(
     for name in STAT_FIELDS:
         summary[name] = describe(r.get(name) for r in steady)
     return summary
+
+
+def _padding_fraction(records: list[dict]) -> float | None:
+    """Share of the processed tokens that were padding, over the whole run (None when not recorded)."""
+    processed = sum(r.get("processed_tokens") or 0 for r in records)
+    if not processed:
+        return None
+    return 1.0 - sum(r.get("tokens") or 0 for r in records) / processed
 
 
 def _int_or_none(value: float | None) -> int | None:

@@ -1,15 +1,18 @@
-"""Training data: load records, tokenise (CPT packing or SFT chat masking), batch in a seeded order.
+"""Training data: load records, tokenise (CPT rows or SFT chats with loss masks), cache.
 
     CPT: documents are tokenised, joined with EOS between them and cut into seq_len rows; the
          tail shorter than seq_len is dropped, so there is no padding at all.
-    SFT: each conversation goes through the tokenizer's chat template; labels are -100 except on
-         assistant turns (their content and closing <|im_end|>); rows are right-padded to seq_len.
-         Conversations longer than seq_len are DROPPED with a warning that says how many (an
-         error when all are); truncating would teach answers cut mid-way.
+    SFT: each conversation (harness/train/sft.py: messages, ShareGPT or prompt/response records)
+         goes through the tokenizer's chat template; labels are -100 except on assistant turns
+         (their content and closing <|im_end|>). Conversations longer than seq_len are DROPPED
+         with a warning that says how many (an error when all are); truncating would teach
+         answers cut mid-way.
 
-Right padding needs no attention mask: with causal attention a real token never sees a later pad.
-The order is a permutation per epoch seeded by (seed, epoch), identical for every arm, and the
-position (epoch, index) is saved in checkpoints so a resumed run reads the same batches.
+Both become a `TokenizedData`: one flat token stream with offsets, sequence i being
+tokens[offsets[i]:offsets[i+1]] (a CPT row, or one conversation). How sequences become
+micro-batches (padded rows, or conversations packed with per-conversation attention) is
+harness/train/batches.py. Local jsonl/json files are read line by line so that an error names
+the line; parquet through pyarrow; arrow, csv and hub ids through `datasets`.
 """
 
 from __future__ import annotations
@@ -17,78 +20,160 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from harness.data.builtin import builtin_records, is_builtin
 from harness.errors import InvalidInput
-from harness.train.sft import sft_example
+from harness.train.sft import conversation, resolve_format, sft_example
 
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".arrow": "arrow", ".csv": "csv"}
 
 
 @dataclass
 class TokenizedData:
-    input_ids: np.ndarray  # [rows, seq_len] int32
-    labels: np.ndarray  # [rows, seq_len] int32, -100 where no loss is taken
-    lengths: np.ndarray  # [rows] int32, real (non-pad) tokens per row
+    tokens: np.ndarray  # [total] int32, every sequence one after the other
+    labels: np.ndarray  # [total] int32, -100 where no loss is taken
+    offsets: np.ndarray  # [n + 1] int64: sequence i is tokens[offsets[i]:offsets[i + 1]]
     dropped: int = 0  # SFT conversations longer than seq_len
 
     def __len__(self) -> int:
-        return len(self.input_ids)
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def sequence(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        start, end = self.offsets[i], self.offsets[i + 1]
+        return self.tokens[start:end], self.labels[start:end]
+
+
+@dataclass
+class Records:
+    """Rows of a data source and where each came from, for error messages ("FILE:LINE", "FILE row N")."""
+
+    rows: list = field(default_factory=list)
+    origins: list[tuple[str, str]] = field(default_factory=list)  # per row: (file, "line" | "row" | "record")
+    numbers: list[int] = field(default_factory=list)  # per row: its line (jsonl) or row number
+
+    def where(self, i: int) -> str:
+        name, unit = self.origins[i]
+        return f"{name}:{self.numbers[i]}" if unit == "line" else f"{name} {unit} {self.numbers[i]}"
+
+    def extend(self, rows: list, source: str, unit: str, numbers: list[int]) -> None:
+        self.rows += rows
+        self.origins += [(source, unit)] * len(rows)
+        self.numbers += numbers
+
+    def head(self, n: int) -> Records:
+        return Records(self.rows[:n], self.origins[:n], self.numbers[:n])
 
 
 # ---------------------------------------------------------------- loading records
 
 
-def load_records(cfg) -> list[dict]:
-    """Rows of a DataConfig source (builtin:NAME, a local file or folder, or a hub id) as dicts."""
+def load_records(cfg) -> Records:
+    """Rows of a DataConfig source (builtin:NAME, a local file or folder, or a hub id)."""
     if is_builtin(cfg.path):
-        return builtin_records(cfg.path, cfg.max_samples)
-    import datasets
-
+        rows = builtin_records(cfg.path, cfg.max_samples)
+        records = Records()
+        records.extend(rows, cfg.path, "record", list(range(len(rows))))
+        return records
     path = Path(cfg.path)
     if path.exists():
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in FORMATS)
         if not files:
             raise InvalidInput(f"data.path: {path} holds no {'/'.join(FORMATS)} files")
-        if all(p.stat().st_size == 0 for p in files):  # datasets fails on these with a bare StopIteration
+        if all(p.stat().st_size == 0 for p in files):
             raise InvalidInput(f"data.path: {path} is empty (0 bytes); point data.path at a file with rows")
         kinds = {FORMATS.get(p.suffix) for p in files}
         if None in kinds or len(kinds) > 1:
             raise InvalidInput(
                 f"data.path: {path}: use one format of {', '.join(FORMATS)} (found {sorted(p.suffix for p in files)})"
             )
-        try:
-            ds = datasets.load_dataset(kinds.pop(), data_files=[str(p) for p in files], split="train")
-        except Exception as exc:  # datasets raises many types for a malformed file
-            raise InvalidInput(f"data.path: cannot read {path} ({type(exc).__name__}: {exc})") from None
+        records = Records()
+        for file in files:
+            records.extend(*_read_file(file))
+            if cfg.max_samples and len(records.rows) >= cfg.max_samples:
+                break
     elif cfg.path.startswith(("/", ".", "~")) or Path(cfg.path).suffix in FORMATS:
         raise InvalidInput(f"data.path: {cfg.path} does not exist; give a local file or folder, or builtin:stdlib")
     else:
+        records = _hub_records(cfg)
+    return records.head(cfg.max_samples) if cfg.max_samples else records
+
+
+def _read_file(file: Path) -> tuple[list, str, str, list[int]]:
+    """(rows, file name, "line" | "row", their line or row numbers) of one local data file."""
+    if file.suffix in (".jsonl", ".json"):
         try:
-            ds = datasets.load_dataset(cfg.path, split=cfg.split)
-        except Exception as exc:
-            raise InvalidInput(
-                f"data.path: {cfg.path!r} is not a local path and could not be loaded from the hub ({exc}); "
-                "download it on a machine with network and point data.path at the files"
-            ) from None
+            text = file.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = file.read_bytes()[: exc.start].count(b"\n") + 1
+            raise InvalidInput(f"{file}:{line}: not UTF-8 text ({exc.reason}); re-encode the file as UTF-8") from None
+        if file.suffix == ".json" and text.lstrip().startswith("["):
+            try:
+                rows = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{file}:{exc.lineno}: not valid JSON ({exc.msg}); fix the file") from None
+            return rows, str(file), "row", list(range(len(rows)))
+        rows, numbers = [], []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(
+                    f"{file}:{number}: not valid JSON ({exc.msg} at column {exc.colno}); fix or remove the line"
+                ) from None
+            numbers.append(number)
+        return rows, str(file), "line", numbers
+    if file.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.read_table(file).to_pylist()
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise InvalidInput(f"{file}: cannot read parquet ({type(exc).__name__}: {exc})") from None
+        return rows, str(file), "row", list(range(len(rows)))
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(FORMATS[file.suffix], data_files=[str(file)], split="train")
+    except Exception as exc:  # datasets raises many types for a malformed file
+        raise InvalidInput(f"{file}: cannot read ({type(exc).__name__}: {exc})") from None
+    return ds.to_list(), str(file), "row", list(range(len(ds)))
+
+
+def _hub_records(cfg) -> Records:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(cfg.path, split=cfg.split)
+    except Exception as exc:
+        raise InvalidInput(
+            f"data.path: {cfg.path!r} is not a local path and could not be loaded from the hub ({exc}); "
+            "download it on a machine with network and point data.path at the files"
+        ) from None
     if cfg.max_samples:
         ds = ds.select(range(min(cfg.max_samples, len(ds))))
-    return ds.to_list()
+    records = Records()
+    records.extend(ds.to_list(), cfg.path, "row", list(range(len(ds))))
+    return records
 
 
-def _require_columns(records: list[dict], columns: list[str], cfg) -> None:
-    if not records:
+def _require_columns(records: Records, columns: list[str], cfg) -> None:
+    if not records.rows:
         raise InvalidInput(f"data.path: {cfg.path} is empty (0 rows)")
-    present = list(records[0])
+    present = list(records.rows[0]) if isinstance(records.rows[0], dict) else []
     for column in columns:
         if column not in present:
             raise InvalidInput(
-                f"data.path: {cfg.path} has no column {column!r}; columns present: {', '.join(present)}; "
+                f"{records.where(0)}: no column {column!r}; columns present: {', '.join(present) or 'none'}; "
                 "set the stage's data column option to one of them"
             )
 
@@ -96,10 +181,19 @@ def _require_columns(records: list[dict], columns: list[str], cfg) -> None:
 # ---------------------------------------------------------------- tokenising
 
 
-def tokenize_cpt(records: list[dict], tokenizer, seq_len: int, cfg) -> TokenizedData:
-    """Pack documents into [rows, seq_len] with EOS after each document; no padding."""
+def tokenize_cpt(records: Records, tokenizer, seq_len: int, cfg) -> TokenizedData:
+    """Documents joined with EOS after each, cut into seq_len rows; no padding."""
     _require_columns(records, [cfg.text_column], cfg)
-    texts = [r[cfg.text_column] for r in records if r[cfg.text_column]]
+    texts = []
+    for i, row in enumerate(records.rows):
+        text = row.get(cfg.text_column) if isinstance(row, dict) else None
+        if text is not None and not isinstance(text, str):
+            raise InvalidInput(
+                f"{records.where(i)}: {cfg.text_column}: expected a string, got {type(text).__name__}; "
+                "fix the record or set data.text_column"
+            )
+        if text:
+            texts.append(text)
     stream: list[int] = []
     eos = tokenizer.eos_token_id
     for start in range(0, len(texts), 256):
@@ -111,50 +205,40 @@ def tokenize_cpt(records: list[dict], tokenizer, seq_len: int, cfg) -> Tokenized
         raise InvalidInput(
             f"data.path: {cfg.path} has {len(stream)} tokens, fewer than one sequence of seq_len={seq_len}"
         )
-    ids = np.asarray(stream[: rows * seq_len], dtype=np.int32).reshape(rows, seq_len)
-    return TokenizedData(ids, ids.copy(), np.full(rows, seq_len, dtype=np.int32))
+    tokens = np.asarray(stream[: rows * seq_len], dtype=np.int32)
+    return TokenizedData(tokens, tokens.copy(), np.arange(rows + 1, dtype=np.int64) * seq_len)
 
 
-def tokenize_sft(records: list[dict], tokenizer, seq_len: int, cfg) -> TokenizedData:
-    """Chat-template each conversation, mask all but assistant tokens, right-pad to seq_len."""
-    if cfg.prompt_column or cfg.response_column:
-        columns = [c for c in (cfg.prompt_column, cfg.response_column) if c]
-        if len(columns) < 2:
-            raise InvalidInput("data: set both prompt_column and response_column, or neither (to use messages)")
-        _require_columns(records, columns, cfg)
-        chats = [
-            [
-                {"role": "user", "content": r[cfg.prompt_column]},
-                {"role": "assistant", "content": r[cfg.response_column]},
-            ]
-            for r in records
-        ]
-    else:
-        _require_columns(records, [cfg.messages_column], cfg)
-        chats = [r[cfg.messages_column] for r in records]
-    ids_rows, label_rows, lengths, dropped = [], [], [], 0
-    for number, messages in enumerate(chats):
-        ids, labels = sft_example(tokenizer, messages, where=f"{cfg.path} row {number}")
+def tokenize_sft(records: Records, tokenizer, seq_len: int, cfg) -> TokenizedData:
+    """Chat-template each conversation and mask all but its assistant tokens; one sequence each."""
+    if not records.rows:
+        raise InvalidInput(f"data.path: {cfg.path} is empty (0 rows)")
+    first = records.rows[0]
+    fmt = resolve_format(cfg, list(first) if isinstance(first, dict) else [], records.where(0))
+    tokens, labels, offsets, dropped = [], [], [0], 0
+    for i, row in enumerate(records.rows):
+        where = records.where(i)
+        ids, mask = sft_example(tokenizer, conversation(row, cfg, fmt, where), where=where)
         if len(ids) > seq_len:
             dropped += 1
             continue
-        pad = seq_len - len(ids)
-        lengths.append(len(ids))
-        ids_rows.append(ids + [tokenizer.pad_token_id] * pad)
-        label_rows.append(labels + [-100] * pad)
-    if not ids_rows:
+        tokens.extend(ids)
+        labels.extend(mask)
+        offsets.append(len(tokens))
+    n = len(records.rows)
+    if len(offsets) == 1:
         raise InvalidInput(
-            f"data.path: all {len(chats)} conversations of {cfg.path} are longer than seq_len={seq_len}; raise seq_len"
+            f"data.path: all {n} conversations of {cfg.path} are longer than seq_len={seq_len}; raise seq_len"
         )
     if dropped:
         print(
-            f"warning: {cfg.path}: dropped {dropped} of {len(chats)} conversations longer than seq_len={seq_len}",
+            f"warning: {cfg.path}: dropped {dropped} of {n} conversations longer than seq_len={seq_len}",
             file=sys.stderr,
         )
     return TokenizedData(
-        np.asarray(ids_rows, dtype=np.int32),
-        np.asarray(label_rows, dtype=np.int32),
-        np.asarray(lengths, dtype=np.int32),
+        np.asarray(tokens, dtype=np.int32),
+        np.asarray(labels, dtype=np.int32),
+        np.asarray(offsets, dtype=np.int64),
         dropped,
     )
 
@@ -174,63 +258,25 @@ def _source_key(cfg) -> object:
     return cfg.path
 
 
+CACHE_VERSION = 2  # 2: flat token stream with offsets (1: padded [rows, seq_len] arrays)
+
+
 def build_data(stage, tokenizer, cache_dir: Path | None = None) -> TokenizedData:
-    """Tokenised rows for a StageConfig, cached in cache_dir by a hash of source, options and tokenizer."""
+    """Tokenised sequences for a StageConfig, cached in cache_dir by a hash of source, options and tokenizer."""
     key = json.dumps(
-        [stage.kind, stage.seq_len, stage.data.model_dump(), _source_key(stage.data), tokenizer_hash(tokenizer)]
-    )
+        [CACHE_VERSION, stage.kind, stage.seq_len, stage.data.model_dump(), _source_key(stage.data),
+         tokenizer_hash(tokenizer)]
+    )  # fmt: skip
     cache = cache_dir / f"{stage.kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz" if cache_dir else None
     if cache and cache.is_file():
         with np.load(cache) as z:
-            return TokenizedData(z["input_ids"], z["labels"], z["lengths"], int(z["dropped"]))
+            return TokenizedData(z["tokens"], z["labels"], z["offsets"], int(z["dropped"]))
     records = load_records(stage.data)
     fn = tokenize_cpt if stage.kind == "cpt" else tokenize_sft
     data = fn(records, tokenizer, stage.seq_len, stage.data)
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{id(data)}.tmp.npz")
-        np.savez(tmp, input_ids=data.input_ids, labels=data.labels, lengths=data.lengths, dropped=data.dropped)
+        np.savez(tmp, tokens=data.tokens, labels=data.labels, offsets=data.offsets, dropped=data.dropped)
         tmp.replace(cache)
     return data
-
-
-# ---------------------------------------------------------------- batching
-
-
-class Batches:
-    """Global batches in a seeded order: a new permutation of the rows every epoch."""
-
-    def __init__(self, data: TokenizedData, global_batch_size: int, seed: int, position: dict | None = None):
-        self.data, self.gbs, self.seed = data, global_batch_size, seed
-        self.epoch, self.index = (position["epoch"], position["index"]) if position else (0, 0)
-        self._order = self._permutation(self.epoch)
-
-    def _permutation(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
-
-    @property
-    def position(self) -> dict:
-        return {"epoch": self.epoch, "index": self.index}
-
-    def next(self) -> dict[str, torch.Tensor]:
-        """The next global batch: input_ids, labels [global_batch_size, seq_len] and lengths (int64)."""
-        rows = []
-        for _ in range(self.gbs):
-            if self.index >= len(self._order):
-                self.epoch, self.index = self.epoch + 1, 0
-                self._order = self._permutation(self.epoch)
-            rows.append(self._order[self.index])
-            self.index += 1
-        rows = np.asarray(rows)
-        return {
-            "input_ids": torch.from_numpy(self.data.input_ids[rows].astype(np.int64)),
-            "labels": torch.from_numpy(self.data.labels[rows].astype(np.int64)),
-            "lengths": torch.from_numpy(self.data.lengths[rows].astype(np.int64)),
-        }
-
-
-def steps_for(stage, rows: int) -> int:
-    """Optimiser steps of a stage: stage.steps, or epochs x rows / global batch (rounded up)."""
-    if stage.steps:
-        return stage.steps
-    return max(1, -(-int(stage.epochs * rows) // stage.global_batch_size))

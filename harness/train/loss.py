@@ -23,11 +23,14 @@ IGNORE_INDEX = -100
 
 
 def causal_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor, num_items_in_batch,
-                   chunk_tokens: int | None = None) -> torch.Tensor:  # fmt: skip
-    """Sum of next-token cross-entropies over `labels` (-100 ignored) / num_items_in_batch."""
+                   chunk_tokens: int | None = None, **model_kwargs) -> torch.Tensor:  # fmt: skip
+    """Sum of next-token cross-entropies over `labels` (-100 ignored) / num_items_in_batch.
+
+    model_kwargs (position_ids, segments of packed rows: harness/train/attention.py) go to the model.
+    """
     if not chunk_tokens:
-        return model(input_ids=input_ids, labels=labels, num_items_in_batch=num_items_in_batch).loss
-    hidden = model.model(input_ids=input_ids).last_hidden_state
+        return model(input_ids=input_ids, labels=labels, num_items_in_batch=num_items_in_batch, **model_kwargs).loss
+    hidden = model.model(input_ids=input_ids, **model_kwargs).last_hidden_state
     targets = F.pad(labels, (0, 1), value=IGNORE_INDEX)[:, 1:]  # position t predicts labels[t + 1]
     hidden = hidden.reshape(-1, hidden.shape[-1])
     targets = targets.reshape(-1)

@@ -24,8 +24,10 @@ from harness.preflight import check_seq_len
 from harness.store import RunDir
 from harness.telemetry import Telemetry, flops_per_token
 from harness.telemetry.kernels import StepProfiler, profiled_steps
+from harness.train import attention
+from harness.train.batches import Batches, attention_context, steps_for
 from harness.train.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint
-from harness.train.data import Batches, build_data, steps_for
+from harness.train.data import build_data
 from harness.train.distributed import World, all_reduce_sum, distributed, full_value, shard_model
 from harness.train.loss import causal_lm_loss
 from harness.train.model import apply_runtime_options, build_model
@@ -62,12 +64,14 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
 
     tokenizer = load_tokenizer(spec.model)
     data = build_data(spec.stage, tokenizer, cache_dir=run_dir.path.parent / ".cache")
-    total_steps = steps_for(spec.stage, len(data))
+    total_steps = steps_for(spec.stage, data, spec.seed)
     # One process: random init straight on the device (identical for every arm, minutes faster at
     # 7B). Under FSDP2 every rank builds the same full model on CPU and shard_model distributes it.
     with torch.device(device if world_size == 1 else "cpu"):
         model = build_model(spec.model, len(tokenizer), spec.seed, init_path=_init_path(spec, run_dir))
     model = model.to(device)
+    if spec.stage.packed or spec.stage.document_mask:
+        attention.use(model)  # segment-wise causal attention, the same kernel in every arm
     model = backend.convert(model)
     apply_runtime_options(model, spec.model)
     model = shard_model(model, world)  # identity on one process
@@ -80,7 +84,7 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
     )  # fmt: skip
     scheduler = build_scheduler(optimizer, spec.stage.schedule, total_steps, optim.lr, optim.min_lr)
     telemetry = Telemetry(
-        run_dir, spec, device=device, flops_per_token=flops_per_token(model.config, spec.stage.seq_len),
+        run_dir, spec, device=device, flops_per_token=flops_per_token(model.config, attention_context(spec.stage, data)),
         total_steps=total_steps, quiet=quiet, world_size=world_size, rank=rank,
     )  # fmt: skip
     start_step, position = 0, None
@@ -91,7 +95,10 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
         except InvalidInput as exc:  # a torn or planted checkpoint: the manifest says so, not "running"
             telemetry.finish("failed", str(exc))
             raise
-    batches = Batches(data, spec.stage.global_batch_size, spec.seed, position)
+    batches = Batches(
+        data, spec.stage, spec.seed, world_size=world_size, pad_id=tokenizer.pad_token_id,
+        eos_id=tokenizer.eos_token_id, position=position,
+    )  # fmt: skip
 
     profiled = profiled_steps(spec.telemetry.warmup_steps, spec.telemetry.profile_steps, total_steps)
     profiler = StepProfiler(run_dir, profiled, device, write=rank == 0)
@@ -102,11 +109,14 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
             for step in range(start_step + 1, total_steps + 1):
                 with profiler.around(step), telemetry.step(step) as rec:
                     lr = scheduler.get_last_lr()[0]
-                    loss, grad_norm, tokens = train_step(
-                        model, optimizer, backend, batches.next(), spec, device, rank, world_size
+                    batch = batches.next()
+                    loss, grad_norm = train_step(
+                        model, optimizer, backend, batch.micro_batches[rank], batch, spec, device
                     )
                     scheduler.step()
-                    rec.update(loss=loss, lr=lr, grad_norm=grad_norm, tokens=tokens)
+                    mine = batch.micro_batches[rank]
+                    rec.update(loss=loss, lr=lr, grad_norm=grad_norm, tokens=sum(mb.tokens for mb in mine),
+                               processed_tokens=sum(mb.input_ids.size for mb in mine))  # fmt: skip
                 check_divergence(step, float(loss), recent, spec.divergence)
                 every = spec.stage.checkpoint_every
                 if every and step % every == 0 and step < total_steps:
@@ -175,33 +185,34 @@ def signals_held():
     return _interrupt_handler(signal.SIG_IGN)
 
 
-def train_step(model, optimizer, backend, batch: dict, spec, device, rank: int, world_size: int):
-    """One optimiser step over a global batch: accumulate micro-batches, clip, step.
+def train_step(model, optimizer, backend, micro_batches, step, spec, device):
+    """One optimiser step over this rank's micro-batches of a global batch: accumulate, clip, step.
 
     The loss is summed over label tokens and divided by the global batch's label-token count
-    (not averaged per micro-batch), so every token weighs the same whatever the padding.
-    Returns (mean token loss of the global batch, grad norm before clipping, real tokens on this rank).
+    (not averaged per micro-batch), so every token weighs the same, padded or packed.
+    Returns (mean token loss of the global batch, grad norm before clipping).
     """
-    stage = spec.stage
-    per_rank = stage.global_batch_size // world_size
-    label_tokens = int((batch["labels"][:, 1:] != -100).sum())
-    local = {k: v[rank * per_rank : (rank + 1) * per_rank] for k, v in batch.items()}
     loss_sum = torch.zeros((), device=device)
-    for start in range(0, per_rank, stage.micro_batch_size):
-        ids = local["input_ids"][start : start + stage.micro_batch_size].to(device, non_blocking=True)
-        labels = local["labels"][start : start + stage.micro_batch_size].to(device, non_blocking=True)
+    for mb in micro_batches:
+        ids = torch.from_numpy(mb.input_ids).to(device, non_blocking=True)
+        labels = torch.from_numpy(mb.labels).to(device, non_blocking=True)
+        extra = {}
+        if mb.position_ids is not None:
+            extra["position_ids"] = torch.from_numpy(mb.position_ids).to(device, non_blocking=True)
+        if mb.segments is not None:
+            extra["segments"] = attention.Segments.of(mb.segments, device)
         with backend.autocast(device):
-            loss = causal_lm_loss(model, ids, labels, label_tokens, spec.model.loss_chunk_tokens)
+            loss = causal_lm_loss(model, ids, labels, step.label_tokens, spec.model.loss_chunk_tokens, **extra)
         loss.backward()
         loss_sum += loss.detach()
     # FSDP2 has summed the gradients over ranks during backward (shard_model); each rank's loss
     # is divided by the global token count, so the sums are the global batch's loss and gradient.
     all_reduce_sum(loss_sum)
-    clip = stage.optim.grad_clip if stage.optim.grad_clip is not None else float("inf")
+    clip = spec.stage.optim.grad_clip if spec.stage.optim.grad_clip is not None else float("inf")
     grad_norm = full_value(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss_sum, grad_norm, int(local["lengths"].sum())
+    return loss_sum, grad_norm
 
 
 def check_divergence(step: int, loss: float, recent: list[float], cfg) -> None:
@@ -251,7 +262,7 @@ def _init_path(spec, run_dir: RunDir) -> Path | None:
 def _check_batch(spec, world_size: int) -> None:
     """The suite checks its own topology; a resume on another world size must divide the batch too."""
     stage = spec.stage
-    if stage.global_batch_size % (stage.micro_batch_size * world_size):
+    if not stage.packed and stage.global_batch_size % (stage.micro_batch_size * world_size):
         raise InvalidInput(
             f"stages.{spec.stage_name}.global_batch_size: {stage.global_batch_size} is not a multiple of "
             f"micro_batch_size x world size ({stage.micro_batch_size} x {world_size} processes running); "

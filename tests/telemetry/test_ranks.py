@@ -7,12 +7,13 @@ from harness.telemetry.ranks import FINISH_OPS, STEP_OPS, gather_reduce, reduce_
 
 def test_step_reduction_sums_tokens_and_takes_max_time_and_memory():
     ranks = [
-        {"tokens": 1000, "step_time_s": 1.50, "peak_alloc_bytes": 10, "peak_reserved_bytes": 20},
-        {"tokens": 900, "step_time_s": 1.75, "peak_alloc_bytes": 12, "peak_reserved_bytes": 19},
-        {"tokens": 1100, "step_time_s": 1.25, "peak_alloc_bytes": 11, "peak_reserved_bytes": 25},
-    ]
+        {"tokens": 1000, "processed_tokens": 1024, "step_time_s": 1.50, "peak_alloc_bytes": 10, "peak_reserved_bytes": 20},
+        {"tokens": 900, "processed_tokens": 960, "step_time_s": 1.75, "peak_alloc_bytes": 12, "peak_reserved_bytes": 19},
+        {"tokens": 1100, "processed_tokens": 1152, "step_time_s": 1.25, "peak_alloc_bytes": 11, "peak_reserved_bytes": 25},
+    ]  # fmt: skip
     assert reduce_ranks(ranks, STEP_OPS) == {
         "tokens": 3000,
+        "processed_tokens": 3136,
         "step_time_s": 1.75,
         "peak_alloc_bytes": 12,
         "peak_reserved_bytes": 25,
@@ -40,5 +41,11 @@ def test_a_value_missing_on_any_rank_is_reported_missing_not_partial():
 
 
 def test_without_torch_distributed_the_local_values_pass_through():
-    local = {"tokens": 7, "step_time_s": 0.5, "peak_alloc_bytes": None, "peak_reserved_bytes": None}
+    local = {
+        "tokens": 7,
+        "processed_tokens": 8,
+        "step_time_s": 0.5,
+        "peak_alloc_bytes": None,
+        "peak_reserved_bytes": None,
+    }
     assert gather_reduce(local, STEP_OPS) == local

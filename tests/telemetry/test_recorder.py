@@ -17,6 +17,7 @@ RECORD_KEYS = {
     "lr",
     "grad_norm",
     "tokens",
+    "processed_tokens",
     "step_time_s",
     "tokens_per_s",
     "mfu",

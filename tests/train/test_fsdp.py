@@ -145,3 +145,30 @@ def test_resuming_on_a_world_size_that_does_not_divide_the_batch_is_refused(corp
     _check_batch(spec, 2)
     with pytest.raises(InvalidInput, match="global_batch_size: 4 is not a multiple of"):
         _check_batch(spec, 3)
+
+
+@pytest.fixture(scope="module")
+def packed_runs(tmp_path_factory, corpus, harness_cache):
+    """A bf16 CPT then packed SFT stage, by two ranks and by one process (SFT: 8 conversations per step)."""
+    root = tmp_path_factory.mktemp("dist-sft")
+    suite = tiny_suite(str(corpus), arms={"bf16": "bf16"}, steps=4, checkpoint_every=None, sft=True)
+    for name, nproc in (("two", 2), ("one", 1)):
+        topo = suite.model_copy(update={"topology": suite.topology.model_copy(update={"nproc_per_node": nproc})})
+        dirs = [prepare(root / name, spec) for spec in specs(topo).values()]
+        if nproc == 1:
+            for d in dirs:
+                train(d.read_spec(), d, quiet=True)
+            continue
+        script = root / "rank.py"
+        script.write_text(RANK_SCRIPT)
+        env = {**os.environ, "HARNESS_CACHE": harness_cache, "OMP_NUM_THREADS": "1"}
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)]
+        assert subprocess.call([*cmd, *(str(d.path) for d in dirs)], env=env) == 0
+    return RunDir(root / "one" / "t" / "sft-bf16-s0"), RunDir(root / "two" / "t" / "sft-bf16-s0")
+
+
+def test_two_ranks_train_packed_sft_like_one_process(packed_runs):
+    one, two = packed_runs
+    assert _close(losses(two), losses(one), LOSS_REL_TOL)
+    # Conversations are dealt to ranks by tokens; telemetry sums them to the global batch's real tokens.
+    assert [r["tokens"] for r in two.read_metrics()] == [r["tokens"] for r in one.read_metrics()]

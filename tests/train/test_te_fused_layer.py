@@ -164,3 +164,20 @@ def test_an_attention_mask_is_refused_rather_than_ignored():
 def test_unfusing_leaves_hf_layers_and_other_weights_untouched():
     state = _model().state_dict()
     assert unfuse_state(state, _model().config) == state
+
+
+def test_fused_layers_attend_within_packed_segments_like_the_hf_layers():
+    from harness.train import attention
+
+    ids = torch.randint(0, CONFIG["vocab_size"], (1, 30), generator=torch.Generator().manual_seed(4))
+    positions = torch.cat([torch.arange(n) for n in (12, 7, 11)]).unsqueeze(0)
+    segments = attention.Segments.of((12, 7, 11), "cpu")
+    reference, fused = _model(), _model()
+    for model in (reference, fused):
+        attention.use(model)  # as the trainer does before any precision backend converts the model
+    fused = _fuse(fused)
+    ref = reference(input_ids=ids, labels=ids, position_ids=positions, segments=segments)
+    out = fused(input_ids=ids, labels=ids, position_ids=positions, segments=segments)
+    torch.testing.assert_close(out.logits, ref.logits, rtol=1e-5, atol=1e-5)
+    alone = reference(input_ids=ids[:, 12:19]).logits  # the second conversation by itself
+    torch.testing.assert_close(out.logits[:, 12:19], alone, rtol=1e-5, atol=1e-5)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
 
@@ -125,8 +124,10 @@ class FusedQwen2DecoderLayer(GradientCheckpointingLayer):
         """Compile the torch part (split, RoPE, attention); TE's modules run their own fused kernels."""
         self._attend = torch.compile(self._attention, *args, **kwargs)
 
-    def _attention(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def _attention(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, segments=None) -> torch.Tensor:
         from transformers.models.qwen2.modeling_qwen2 import apply_rotary_pos_emb
+
+        from harness.train.attention import causal_attention
 
         b, s, _ = qkv.shape
         q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
@@ -134,8 +135,8 @@ class FusedQwen2DecoderLayer(GradientCheckpointingLayer):
             t.view(b, s, -1, self.head_dim).transpose(1, 2) for t in qkv.split([q_size, kv_size, kv_size], dim=-1)
         )
         q, k = apply_rotary_pos_emb(q, k, cos, sin)
-        # What transformers' sdpa attention runs for a causal batch without a mask.
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scaling, enable_gqa=True)
+        # What transformers' layers run: causal SDPA, or for packed rows the same segment-wise kernel.
+        out = causal_attention(q, k, v, self.scaling, segments)
         return out.transpose(1, 2).reshape(b, s, q_size)
 
     def forward(self, hidden_states: torch.Tensor, position_embeddings=None, attention_mask=None, **kwargs):
@@ -143,5 +144,6 @@ class FusedQwen2DecoderLayer(GradientCheckpointingLayer):
             # The trainer packs sequences under a plain causal mask; padding masks are not supported here.
             raise ValueError("FusedQwen2DecoderLayer supports causal attention without an attention mask only")
         cos, sin = position_embeddings
-        hidden_states = hidden_states + self.proj(self._attend(self.qkv(hidden_states), cos, sin))
+        attended = self._attend(self.qkv(hidden_states), cos, sin, kwargs.get("segments"))
+        hidden_states = hidden_states + self.proj(attended)
         return hidden_states + self.mlp(hidden_states)
