@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -161,6 +162,16 @@ class BenchmarkConfig(Strict):
     top_p: float = Field(0.95, gt=0, le=1)
     path: str | None = None  # local dataset folder; default <eval.data_dir>/<benchmark>
     limit: int | None = Field(None, gt=0)  # first N problems only
+    # LiveCodeBench: problems whose contest_date lies in [start_date, end_date] (ISO dates); default
+    # 2024-08-01 .. 2025-02-01, the DeepSeek-R1 / InfiR2 window of release_v5 (279 problems)
+    start_date: date | None = None
+    end_date: date | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> BenchmarkConfig:
+        if self.start_date and self.end_date and self.start_date > self.end_date:
+            raise ValueError(f"start_date {self.start_date} is after end_date {self.end_date}")
+        return self
 
 
 class EvalConfig(Strict):
@@ -168,6 +179,9 @@ class EvalConfig(Strict):
     benchmarks: dict[str, BenchmarkConfig] = {}
     data_dir: str = "data/eval"
     tensor_parallel_size: int = Field(1, gt=0)
+    # vLLM server replicas, each on tensor_parallel_size GPUs of its own; default: every visible GPU in use
+    data_parallel_size: int | None = Field(None, gt=0)
+    max_concurrency: int = Field(256, gt=0)  # requests in flight per replica
     seed: int = 0
     margin_points: float = Field(3.0, gt=0)  # equivalence margin on avg@k, in points
     allow_hub: bool = False  # load datasets from a hub only when explicitly allowed

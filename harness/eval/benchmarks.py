@@ -64,12 +64,22 @@ class Benchmark:
     template: bool = True  # False: the bare question is the prompt (arith, as its SFT data shows it)
     code: bool = False  # programs are run against tests (in harness.eval.sandbox)
 
-    def load(self, records: list[dict], origins: list[str] | None = None) -> list[Problem]:
+    def window(self, config=None) -> tuple[str, str]:
+        """The contest_date range a code benchmark evaluates (ISO dates): the config's, else InfiR2's."""
+        start = getattr(config, "start_date", None)
+        end = getattr(config, "end_date", None)
+        return (str(start) if start else engine.LCB_WINDOW[0], str(end) if end else engine.LCB_WINDOW[1])
+
+    def _adapter(self, config=None):
+        return engine.adapter(self.adapter, self.window(config)) if self.code else engine.adapter(self.adapter)
+
+    def load(self, records: list[dict], origins: list[str] | None = None, config=None) -> list[Problem]:
         """Problems from local records, prompted by EvalScope's adapter (which may filter some out).
 
-        `origins[i]` names where record i came from ("FILE:LINE"), for error messages.
+        `origins[i]` names where record i came from ("FILE:LINE"), for error messages; `config` (a
+        BenchmarkConfig) picks LiveCodeBench's contest-date window.
         """
-        bench_adapter = engine.adapter(self.adapter)
+        bench_adapter = self._adapter(config)
         problems = []
         for index, record in enumerate(records):
             origin = origins[index] if origins else f"benchmark {self.name} record {index}"
@@ -93,7 +103,7 @@ class Benchmark:
 
     def score(self, problem: Problem, output: str, *, allow_weak_sandbox: bool = False) -> engine.Scored:
         """EvalScope's extraction and score for one output (code: its tests, run in our sandbox)."""
-        bench_adapter = engine.adapter(self.adapter)
+        bench_adapter = engine.adapter(self.adapter)  # extraction and scoring do not depend on the window
         if not self.code:
             return engine.score(bench_adapter, problem.sample, output)
         from harness.eval.livecodebench import run_livecodebench

@@ -1,5 +1,8 @@
 """Resumable generations: one JSON line per finished (problem_id, sample_index), flushed as it lands.
 
+A line holds the sample's seed, output text, generated-token count and finish reason ("length":
+it hit max_tokens); lines written before the last two existed read as None.
+
 Each line carries a `key` (hash of checkpoint, backend and generation settings); lines whose
 key differs from the current one are ignored, so changing max_tokens or retraining the model
 regenerates instead of silently mixing outputs. A torn last line (killed mid-write) is skipped.
@@ -45,10 +48,19 @@ class GenerationCache:
             done[(str(record["problem_id"]), int(record["sample_index"]))] = record
         return done
 
-    def append(self, problem_id: str, sample_index: int, seed: int, output: str) -> None:
+    def append(self, problem_id: str, sample_index: int, seed: int, completion) -> None:
+        """One finished sample: its text, generated-token count and finish reason (a Completion)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(
-            {"key": self.key, "problem_id": problem_id, "sample_index": sample_index, "seed": seed, "output": output}
+            {
+                "key": self.key,
+                "problem_id": problem_id,
+                "sample_index": sample_index,
+                "seed": seed,
+                "output": completion.text,
+                "output_tokens": completion.output_tokens,
+                "finish_reason": completion.finish_reason,
+            }
         )
         with self.path.open("a") as fh:
             fh.write(line + "\n")

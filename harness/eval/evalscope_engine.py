@@ -52,8 +52,11 @@ def evalscope_version() -> str:
 
 
 @functools.cache
-def adapter(name: str):
-    """EvalScope's registered adapter `name`, configured as the paper evaluates it (thread-safe after creation)."""
+def adapter(name: str, window: tuple[str, str] = LCB_WINDOW):
+    """EvalScope's registered adapter `name`, configured as the paper evaluates it (thread-safe after creation).
+
+    `window`: LiveCodeBench's contest_date range (ISO dates), which EvalScope's adapter filters on.
+    """
     evalscope_version()
     # Math-Verify warns on every parse that EvalScope runs it without its own timer (EvalScope bounds
     # each call in a forked child instead), and EvalScope logs set-up chatter at INFO: keep stderr readable.
@@ -64,7 +67,7 @@ def adapter(name: str):
 
     dataset_args = {}
     if name == "live_code_bench":
-        dataset_args[name] = {"extra_params": {"start_date": LCB_WINDOW[0], "end_date": LCB_WINDOW[1]}}
+        dataset_args[name] = {"extra_params": {"start_date": window[0], "end_date": window[1]}}
     config = TaskConfig(datasets=[name], dataset_args=dataset_args, eval_type="openai_api", model="harness-eval")
     return get_benchmark(name, config)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,11 +34,18 @@ class Request:
     top_p: float
 
 
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    output_tokens: int | None = None  # tokens generated (None when the backend does not say)
+    finish_reason: str | None = None  # "stop" (end of turn), "length" (hit max_tokens), ...
+
+
 class Generator(Protocol):
     name: str
 
-    def generate(self, requests: list[Request]) -> Iterator[tuple[Request, str]]:
-        """Yield (request, output text) as each finishes, in any order."""
+    def generate(self, requests: Iterable[Request]) -> Iterator[tuple[Request, Completion]]:
+        """Yield (request, completion) as each finishes, in any order."""
         ...
 
 
@@ -57,7 +66,7 @@ class OpenAIChatGenerator:
         base_url: str,
         model: str,
         *,
-        concurrency: int = 64,
+        concurrency: int = 256,
         timeout_s: float = 3600.0,
         retries: int = 3,
         on_error: Callable[[Exception], None] | None = None,
@@ -69,7 +78,7 @@ class OpenAIChatGenerator:
         self.retries = retries
         self.on_error = on_error  # e.g. the server's liveness check, which raises with its log tail
 
-    def _complete(self, request: Request) -> str:
+    def _complete(self, request: Request) -> Completion:
         body = {
             "model": self.model,
             "messages": list(request.messages),
@@ -85,11 +94,17 @@ class OpenAIChatGenerator:
             headers={"Content-Type": "application/json"},
         )
         reply = self._post(http)
-        message = reply["choices"][0]["message"]
+        choice = reply["choices"][0]
+        message = choice["message"]
         # Servers with a reasoning parser split the thinking out; keep it so `</think>` handling is uniform.
         thinking = message.get("reasoning_content") or message.get("reasoning")
         content = message.get("content") or ""
-        return f"{thinking}</think>{content}" if thinking else content
+        tokens = (reply.get("usage") or {}).get("completion_tokens")
+        return Completion(
+            f"{thinking}</think>{content}" if thinking else content,
+            int(tokens) if tokens is not None else None,
+            choice.get("finish_reason"),
+        )
 
     def _post(self, http: urllib.request.Request) -> dict:
         """POST with a few retries on dropped connections (a busy server); HTTP errors are not retried."""
@@ -108,8 +123,8 @@ class OpenAIChatGenerator:
                 time.sleep(0.5 * 2**attempt)  # back off before retrying a dropped connection
         raise AssertionError("unreachable")
 
-    def generate(self, requests: list[Request]) -> Iterator[tuple[Request, str]]:
-        pending = iter(requests)
+    def generate(self, requests: Iterable[Request]) -> Iterator[tuple[Request, Completion]]:
+        pending = iter(requests)  # may be shared with other replicas' generators (ReplicaPool)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             in_flight = {pool.submit(self._complete, r): r for r in _take(pending, self.concurrency)}
             try:
@@ -118,12 +133,12 @@ class OpenAIChatGenerator:
                     for future in done:
                         request = in_flight.pop(future)
                         try:
-                            text = future.result()
+                            completion = future.result()
                         except (urllib.error.URLError, OSError, KeyError, json.JSONDecodeError) as exc:
                             if self.on_error:
                                 self.on_error(exc)
                             raise RunFailed(f"generation request to {self.base_url} failed: {exc}") from None
-                        yield request, text
+                        yield request, completion
                         for nxt in _take(pending, 1):
                             in_flight[pool.submit(self._complete, nxt)] = nxt
             finally:
@@ -137,3 +152,65 @@ def _take(items: Iterator[Request], n: int) -> Iterable[Request]:
             yield next(items)
         except StopIteration:
             return
+
+
+class _Shared:
+    """One iterator several threads take from (each replica pulls its next request when one finishes)."""
+
+    def __init__(self, items: Iterable[Request]):
+        self._items, self._lock = iter(items), threading.Lock()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Request:
+        with self._lock:
+            return next(self._items)
+
+
+class ReplicaPool:
+    """Several generators (one per vLLM server replica) working off one queue of requests.
+
+    Each replica keeps its own requests in flight and takes the next one as one finishes, so
+    faster replicas serve more; results come back as they finish, from whichever replica.
+    """
+
+    name = "openai_api"
+
+    def __init__(self, generators: list):
+        self.generators = generators
+        self.engine_version = getattr(generators[0], "engine_version", None)
+
+    def generate(self, requests: Iterable[Request]) -> Iterator[tuple[Request, Completion]]:
+        if len(self.generators) == 1:
+            yield from self.generators[0].generate(requests)
+            return
+        shared, results, done = _Shared(requests), queue.Queue(), object()
+        stop = threading.Event()
+
+        def work(generator) -> None:
+            try:
+                for item in generator.generate(shared):
+                    results.put(item)
+                    if stop.is_set():
+                        break
+            except BaseException as exc:  # re-raised in the caller's thread
+                results.put(exc)
+            finally:
+                results.put(done)
+
+        threads = [threading.Thread(target=work, args=(g,), daemon=True) for g in self.generators]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
+        try:
+            while running:
+                item = results.get()
+                if item is done:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            stop.set()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.errors import InvalidInput
-from harness.eval.generation import Request
+from harness.eval.generation import Completion, Request
 
 
 class TransformersGenerator:
@@ -42,14 +42,14 @@ class TransformersGenerator:
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}  # only the last position's logits
 
-    def generate(self, requests: list[Request]) -> Iterator[tuple[Request, str]]:
+    def generate(self, requests) -> Iterator[tuple[Request, Completion]]:
         # Similar lengths batch together: less padding.
         ordered = sorted(requests, key=lambda r: len(r.messages[-1]["content"]))
         for start in range(0, len(ordered), self.batch_size):
             batch = ordered[start : start + self.batch_size]
             yield from zip(batch, self._generate_batch(batch), strict=True)
 
-    def _generate_batch(self, batch: list[Request]) -> list[str]:
+    def _generate_batch(self, batch: list[Request]) -> list[Completion]:
         torch = self.torch
         prompts = [
             self.tokenizer.apply_chat_template(list(r.messages), add_generation_prompt=True, tokenize=False)
@@ -63,6 +63,7 @@ class TransformersGenerator:
         max_new = max(r.max_tokens for r in batch)
         outputs: list[list[int]] = [[] for _ in batch]
         done = [False] * len(batch)
+        reasons = ["length"] * len(batch)  # until a stop token ends the row
         past = None
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         step_ids = input_ids
@@ -84,6 +85,7 @@ class TransformersGenerator:
                         continue
                     if token in self.stop_ids or step >= batch[i].max_tokens:
                         done[i] = True
+                        reasons[i] = "stop" if token in self.stop_ids else "length"
                     else:
                         outputs[i].append(token)
                         done[i] = len(outputs[i]) >= batch[i].max_tokens
@@ -92,7 +94,10 @@ class TransformersGenerator:
                 step_ids = torch.tensor(next_ids, device=self.device).unsqueeze(1)
                 mask = torch.cat([mask, torch.ones_like(step_ids)], dim=1)
                 positions = positions[:, -1:] + 1
-        return [self.tokenizer.decode(o, skip_special_tokens=True) for o in outputs]
+        return [
+            Completion(self.tokenizer.decode(o, skip_special_tokens=True), len(o), reason)
+            for o, reason in zip(outputs, reasons, strict=True)
+        ]
 
     def _sample(self, logits, request: Request, generator) -> int:
         torch = self.torch

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
@@ -27,6 +26,7 @@ from harness.eval.cache import GenerationCache, checkpoint_stamp, settings_key
 from harness.eval.evalscope_engine import evalscope_version
 from harness.eval.generation import Generator, Request, sample_seed
 from harness.eval.local_data import benchmark_dir, read_records
+from harness.eval.progress import GenerationProgress, read_sessions, record_session
 from harness.eval.summary import summarise, write_results
 from harness.store import RunDir
 from harness.suite import BenchmarkConfig, EvalConfig
@@ -94,8 +94,9 @@ def evaluate_checkpoint(
         factory = generator_factory or default_generator_factory
         with factory(checkpoint, eval_config, out_dir) as generator:
             engine_version = getattr(generator, "engine_version", None)
+            gpus = getattr(generator, "gpus", 0)
             for job in jobs:
-                _generate(job, todo[job.bench.name], generator, quiet)
+                _generate(job, todo[job.bench.name], generator, gpus, quiet)
     backend = eval_config.backend
     results = {}
     for job in jobs:
@@ -111,6 +112,7 @@ def evaluate_checkpoint(
             config=job.config,
             eval_config=eval_config,
             engine_version=engine_version,
+            sessions=read_sessions(job.out_dir, job.cache.key),
         )
         write_results(job.out_dir, rows, summary)
         results[job.bench.name] = summary
@@ -130,7 +132,7 @@ def _prepare(name: str, checkpoint: Path, out_dir: Path, eval_config: EvalConfig
     else:
         origins: list[str] = []
         records = read_records(benchmark_dir(name, config.path, eval_config.data_dir, base), name, origins)
-    problems = bench.load(records, origins if bench.generate is None else None)
+    problems = bench.load(records, origins if bench.generate is None else None, config)
     problems = problems[: config.limit] if config.limit else problems
     if not problems:
         raise InvalidInput(f"benchmark {name}: no problems after filtering; check its data folder and limit")
@@ -171,16 +173,18 @@ def _missing_requests(job: BenchJob, eval_seed: int) -> list[Request]:
     ]
 
 
-def _generate(job: BenchJob, requests: list[Request], generator: Generator, quiet: bool) -> None:
+def _generate(job: BenchJob, requests: list[Request], generator: Generator, gpus: int, quiet: bool) -> None:
     if not requests:
         return
     total = len(job.problems) * job.config.samples
     _say(quiet, f"eval {job.bench.name}: generating {len(requests)} of {total} samples with {generator.name}")
-    started = time.monotonic()
-    for count, (request, text) in enumerate(generator.generate(requests), 1):
-        job.cache.append(request.problem_id, request.sample_index, request.seed, text)
-        if not quiet and (count % 50 == 0 or count == len(requests)):
-            _say(quiet, f"  {count}/{len(requests)} ({time.monotonic() - started:.0f} s)")
+    progress = GenerationProgress(job.bench.name, len(requests), quiet=quiet)
+    try:
+        for request, completion in generator.generate(requests):
+            job.cache.append(request.problem_id, request.sample_index, request.seed, completion)
+            progress.update(completion.output_tokens)
+    finally:  # a session's time counts even when it is interrupted: resumed sessions add up
+        record_session(job.out_dir, job.cache.key, progress.done, progress.tokens, progress.elapsed_s, gpus)
 
 
 def _score(job: BenchJob, allow_weak_sandbox: bool = False) -> list[dict]:
@@ -210,6 +214,8 @@ def _score(job: BenchJob, allow_weak_sandbox: bool = False) -> list[dict]:
             "score": result.score,
             "score_status": result.status,
             "score_reason": result.reason,
+            "output_tokens": done[(p.id, i)].get("output_tokens"),
+            "finish_reason": done[(p.id, i)].get("finish_reason"),
         }
         for (p, i, text), result in zip(pairs, scored, strict=True)
     ]
@@ -217,25 +223,32 @@ def _score(job: BenchJob, allow_weak_sandbox: bool = False) -> list[dict]:
 
 @contextmanager
 def default_generator_factory(checkpoint: Path, eval_config: EvalConfig, out_dir: Path) -> Iterator[Generator]:
-    """The backend named by eval.backend: a vLLM server the harness starts, or transformers in-process."""
+    """The backend named by eval.backend: vLLM server replicas the harness starts, or transformers in-process."""
     if eval_config.backend == "transformers":
         from harness.eval.hf_backend import TransformersGenerator
 
-        yield TransformersGenerator(checkpoint)
-        return
-    from harness.eval.generation import OpenAIChatGenerator
-    from harness.eval.vllm_server import VllmServer, server_command
-
-    with VllmServer(
-        checkpoint,
-        log_path=out_dir / "vllm.log",
-        tensor_parallel_size=eval_config.tensor_parallel_size,
-        seed=eval_config.seed,
-        command=server_command(),
-    ) as server:
-        generator = OpenAIChatGenerator(server.base_url, server.model_name, on_error=server.raise_if_dead)
-        generator.engine_version = server.version()
+        generator = TransformersGenerator(checkpoint)
+        generator.gpus = 1 if generator.device.startswith("cuda") else 0
         yield generator
+        return
+    from harness.eval.generation import OpenAIChatGenerator, ReplicaPool
+    from harness.eval.vllm_server import replicas
+
+    with replicas(checkpoint, eval_config, out_dir) as servers:
+        pool = ReplicaPool(
+            [
+                OpenAIChatGenerator(
+                    server.base_url,
+                    server.model_name,
+                    concurrency=eval_config.max_concurrency,
+                    on_error=server.raise_if_dead,
+                )  # fmt: skip
+                for server in servers
+            ]
+        )
+        pool.engine_version = servers[0].version()
+        pool.gpus = sum(len(server.gpus or ()) for server in servers)
+        yield pool
 
 
 def _say(quiet: bool, message: str) -> None:

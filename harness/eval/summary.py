@@ -13,6 +13,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from harness import __version__
 from harness.store import atomic_write_json
 
@@ -26,6 +28,8 @@ COLUMNS = (
     "score",
     "score_status",  # EvalScope's ScoreStatus: "success", or "excluded" when it could not score (scored 0.0)
     "score_reason",  # EvalScope's reason (math_reason, LiveCodeBench error message) where it gives one
+    "output_tokens",  # tokens generated (null where the backend did not say, or for older caches)
+    "finish_reason",  # "stop", or "length" when the sample hit max_tokens (truncated)
 )
 
 
@@ -53,13 +57,17 @@ def summarise(
     config,
     eval_config,
     engine_version: str | None = None,
+    sessions: list[dict] = (),
 ) -> dict:
     """summary.json content for one benchmark (format in docs/ARCHITECTURE.md and docs/EVAL.md).
 
     engine_version: what the vLLM server reported; else the vllm package importable here.
+    sessions: the generation sessions of these samples (harness.eval.progress), for wall time and GPU-hours.
     """
     problems = {r["problem_id"] for r in rows}
     score = avg_at_k(rows)
+    lengths = [r["output_tokens"] for r in rows if r.get("output_tokens") is not None]
+    reasons = [r.get("finish_reason") for r in rows if r.get("finish_reason") is not None]
     summary = {
         "benchmark": benchmark,
         "avg_at_k": score,
@@ -77,6 +85,10 @@ def summarise(
             "sample_seeds": "sha256(seed|benchmark|problem_id|sample_index)[:31 bits]",
             "limit": config.limit,
             "tensor_parallel_size": eval_config.tensor_parallel_size if backend == "vllm" else None,
+            "data_parallel_size": max((s["gpus"] for s in sessions), default=0) // eval_config.tensor_parallel_size
+            if backend == "vllm" and sessions
+            else None,
+            "max_concurrency": eval_config.max_concurrency if backend == "vllm" else None,
             "answer_after": "</think>",
         },
         "scorer": "evalscope",
@@ -84,6 +96,14 @@ def summarise(
         "prompt_template": "evalscope" if bench.template else "bare question",
         "system_prompt": system_prompt,
         "n_excluded": sum(r["score_status"] == "excluded" for r in rows),
+        "output_tokens": {"mean": float(np.mean(lengths)), "p95": float(np.percentile(lengths, 95))}
+        if lengths
+        else None,
+        # share of samples cut at max_tokens: a score gap they cause is no parity result
+        "truncation_rate": sum(r == "length" for r in reasons) / len(reasons) if reasons else None,
+        "wall_time_s": sum(s["wall_time_s"] for s in sessions) if sessions else None,
+        "gpu_hours": sum(s["wall_time_s"] * s["gpus"] for s in sessions) / 3600 if sessions else None,
+        "generation_sessions": len(sessions),
         "versions": {
             "harness": __version__,
             "evalscope": _version("evalscope"),
@@ -98,6 +118,7 @@ def summarise(
         from harness.eval.sandbox import containment
 
         summary["sandbox"] = containment(allow_weak=eval_config.allow_weak_sandbox).level
+        summary["window"] = [str(d) for d in bench.window(config)]  # contest_date range evaluated
     return summary
 
 
@@ -109,8 +130,9 @@ def write_results(bench_dir: Path, rows: list[dict], summary: dict) -> None:
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["sample_index"] = frame["sample_index"].astype("int64")
     frame["score"] = frame["score"].astype("float64")
-    for column in ("extracted", "score_status", "score_reason"):
+    for column in ("extracted", "score_status", "score_reason", "finish_reason"):
         frame[column] = frame[column].astype("string")
+    frame["output_tokens"] = frame["output_tokens"].astype("Int64")  # nullable: older caches have none
     fd, tmp = tempfile.mkstemp(dir=bench_dir, prefix=".samples.", suffix=".parquet.tmp")
     os.close(fd)
     try:

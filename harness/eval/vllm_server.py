@@ -17,10 +17,12 @@ import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.errors import InvalidInput, RunFailed
@@ -63,6 +65,7 @@ class VllmServer:
         startup_timeout_s: float = 900.0,
         stop_timeout_s: float = 30.0,
         model_name: str = "harness-eval",
+        gpus: Sequence[str] | None = None,
     ):
         self.checkpoint = str(checkpoint)
         self.log_path = Path(log_path)
@@ -73,6 +76,7 @@ class VllmServer:
         self.startup_timeout_s = startup_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.model_name = model_name
+        self.gpus = list(gpus) if gpus is not None else None  # CUDA_VISIBLE_DEVICES of this replica
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
 
@@ -102,9 +106,11 @@ class VllmServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             try:
+                env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(self.gpus)} if self.gpus is not None else None
                 self.process = subprocess.Popen(
-                    self.argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-                )
+                    self.argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True, env=env,
+                )  # fmt: skip
             except FileNotFoundError:
                 raise InvalidInput(
                     f"eval.backend = 'vllm': {self.command[0]!r} not found; install vLLM on this machine "
@@ -192,3 +198,75 @@ class VllmServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def visible_gpus() -> list[str] | None:
+    """The GPUs this process may use (CUDA_VISIBLE_DEVICES, else every device NVML sees); None if unknown."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g for g in (part.strip() for part in listed.split(",")) if g]
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return [str(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no NVML library or no driver: no GPU this process can see
+        return None
+
+
+def replica_gpus(eval_config, gpus: list[str] | None) -> list[list[str] | None]:
+    """GPU ids per server replica: data_parallel_size replicas of tensor_parallel_size GPUs each.
+
+    Default replicas: every visible GPU in use (visible // tensor_parallel_size, at least 1). Where the
+    GPUs are unknown (no NVML), replicas get no CUDA_VISIBLE_DEVICES of their own.
+    """
+    tp = eval_config.tensor_parallel_size
+    count = eval_config.data_parallel_size or max(1, len(gpus or ()) // tp)
+    if gpus is None or not gpus:
+        return [None] * count
+    if count * tp > len(gpus):
+        raise InvalidInput(
+            f"eval.data_parallel_size x tensor_parallel_size = {count} x {tp} GPUs, but {len(gpus)} are visible "
+            f"(CUDA_VISIBLE_DEVICES={','.join(gpus)}); lower eval.data_parallel_size or tensor_parallel_size"
+        )
+    return [gpus[i * tp : (i + 1) * tp] for i in range(count)]
+
+
+@contextmanager
+def replicas(checkpoint, eval_config, out_dir: Path) -> Iterator[list[VllmServer]]:
+    """Start the evaluation's vLLM servers at once (one per replica, each healthy before we yield), stop all after."""
+    groups = replica_gpus(eval_config, visible_gpus())
+    servers = [
+        VllmServer(
+            checkpoint,
+            log_path=out_dir / ("vllm.log" if i == 0 else f"vllm.{i}.log"),
+            tensor_parallel_size=eval_config.tensor_parallel_size,
+            seed=eval_config.seed,
+            command=server_command(),
+            gpus=gpus,
+        )  # fmt: skip
+        for i, gpus in enumerate(groups)
+    ]
+    errors: list[BaseException] = []
+
+    def start(server: VllmServer) -> None:
+        try:
+            server.start()
+        except BaseException as exc:  # re-raised below, after every replica has settled
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(server,)) for server in servers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()

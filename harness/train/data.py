@@ -173,8 +173,8 @@ def _require_columns(records: Records, columns: list[str], cfg) -> None:
     for column in columns:
         if column not in present:
             raise InvalidInput(
-                f"{records.where(0)}: no column {column!r}; columns present: {', '.join(present) or 'none'}; "
-                "set the stage's data column option to one of them"
+                f"data.path: {records.where(0)} has no column {column!r}; columns present: "
+                f"{', '.join(present) or 'none'}; set the stage's data column option to one of them"
             )
 
 

@@ -13,7 +13,8 @@ import pytest
 from evalkit import make_run_dir
 
 from harness.data.arith import problems
-from harness.errors import InvalidInput
+from harness.errors import InvalidInput, RunFailed
+from harness.eval.generation import Completion
 from harness.eval.runner import evaluate_checkpoint, evaluate_run
 from harness.store import RunDir
 from harness.suite import BenchmarkConfig, EvalConfig
@@ -28,6 +29,8 @@ COLUMNS = [
     "score",
     "score_status",
     "score_reason",
+    "output_tokens",
+    "finish_reason",
 ]
 
 
@@ -51,7 +54,7 @@ class ScriptedGenerator:
             if self.stop_after is not None and count == self.stop_after:
                 raise KeyboardInterrupt  # a kill halfway through
             self.requests.append(request)
-            yield request, f"\\boxed{{{self.answers[request.problem_id]}}}"
+            yield request, Completion(f"\\boxed{{{self.answers[request.problem_id]}}}", 4, "stop")
 
 
 def _factory(generator):
@@ -78,6 +81,15 @@ def test_transformers_backend_writes_documented_files(tmp_path, tiny_checkpoint)
     assert on_disk["versions"]["evalscope"] == metadata.version("evalscope") == on_disk["versions"]["evalscope_rules"]
     cached = [json.loads(line) for line in (out / "arith" / "generations.jsonl").read_text().splitlines()]
     assert len({c["seed"] for c in cached}) == 10  # every sample has its own seed
+    # Lengths: max_tokens is 8, so a sample either stopped or was cut at 8 tokens ("length").
+    assert all(1 <= c["output_tokens"] <= 8 or c["finish_reason"] == "stop" for c in cached)
+    assert all((c["finish_reason"] == "length") == (c["output_tokens"] == 8) for c in cached)
+    rows = {(r.problem_id, r.sample_index): (r.output_tokens, r.finish_reason) for r in frame.itertuples()}
+    assert rows == {(c["problem_id"], c["sample_index"]): (c["output_tokens"], c["finish_reason"]) for c in cached}
+    truncated = sum(c["finish_reason"] == "length" for c in cached) / 10
+    assert on_disk["truncation_rate"] == pytest.approx(truncated)
+    assert on_disk["output_tokens"]["p95"] <= 8 and on_disk["wall_time_s"] > 0
+    assert on_disk["gpu_hours"] == 0  # a CPU evaluation spends no GPU time
 
 
 def test_sample_text_depends_on_its_seed_not_its_batch(tiny_checkpoint):
@@ -213,3 +225,61 @@ def test_eval_without_evalscope_names_the_install_command(tmp_path, tiny_checkpo
     never = ScriptedGenerator(stop_after=0)
     with pytest.raises(InvalidInput, match=r"pip install 'fp8-parity-harness\[eval\]'"):
         evaluate_checkpoint(tiny_checkpoint, tmp_path / "eval", _config(), ["arith"], generator_factory=_factory(never))
+
+
+def _served(log) -> set[str]:
+    return {line.split("seed ")[1] for line in log.read_text().splitlines() if "request seed" in line}
+
+
+def test_data_parallel_replicas_share_the_requests_each_on_its_own_gpus(
+    tmp_path, tiny_checkpoint, fake_vllm_command, monkeypatch
+):
+    monkeypatch.setenv("HARNESS_VLLM_COMMAND", shlex.join(fake_vllm_command))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3,4,5")
+    out = tmp_path / "eval"
+    config = _config(backend="vllm", samples=4, limit=20, tensor_parallel_size=2, max_concurrency=2)  # 3 replicas
+    summary = evaluate_checkpoint(tiny_checkpoint, out, config, ["arith"], quiet=True)["arith"]
+    logs = [out / "vllm.log", out / "vllm.1.log", out / "vllm.2.log"]
+    assert [f"gpus={g}" in log.read_text() for log, g in zip(logs, ("0,1", "2,3", "4,5"), strict=True)] == [True] * 3
+    served = [_served(log) for log in logs]
+    assert all(served) and sum(map(len, served)) == 80 and len(set().union(*served)) == 80  # each sample once
+    assert summary["generation"]["data_parallel_size"] == 3
+    assert summary["gpu_hours"] == pytest.approx(summary["wall_time_s"] * 6 / 3600)
+
+
+def test_too_many_replicas_for_the_visible_gpus_are_refused_before_any_server_starts(
+    tmp_path, tiny_checkpoint, monkeypatch
+):
+    monkeypatch.setenv("HARNESS_VLLM_COMMAND", "/nonexistent/vllm serve")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(InvalidInput, match="data_parallel_size x tensor_parallel_size = 3 x 1 GPUs, but 2 are visible"):
+        evaluate_checkpoint(
+            tiny_checkpoint, tmp_path / "eval", _config(backend="vllm", data_parallel_size=3), ["arith"]
+        )
+
+
+def test_a_replica_dying_midway_loses_nothing_finished_and_the_rerun_generates_only_the_rest(
+    tmp_path, tiny_checkpoint, fake_vllm_command, monkeypatch
+):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    out, config = tmp_path / "eval", _config(backend="vllm", samples=4, limit=10, max_concurrency=1)  # 40 samples
+    monkeypatch.setenv("HARNESS_VLLM_COMMAND", shlex.join([*fake_vllm_command, "--mode", "die-after=6"]))
+    with pytest.raises(RunFailed, match="vLLM server died"):
+        evaluate_checkpoint(tiny_checkpoint, out, config, ["arith"], quiet=True)
+    finished = len((out / "arith" / "generations.jsonl").read_text().splitlines())
+    assert 6 <= finished < 40 and not (out / "arith" / "summary.json").exists()
+    monkeypatch.setenv("HARNESS_VLLM_COMMAND", shlex.join(fake_vllm_command))
+    for log in out.glob("vllm*.log"):
+        log.unlink()
+    summary = evaluate_checkpoint(tiny_checkpoint, out, config, ["arith"], quiet=True)["arith"]
+    again = set().union(*(_served(log) for log in out.glob("vllm*.log")))
+    assert len(again) == 40 - finished and summary["n_samples"] == 40
+    assert summary["generation_sessions"] == 2  # the wall time of both sessions counts
+
+
+def test_samples_cut_at_max_tokens_are_counted_as_truncated(tmp_path, tiny_checkpoint, fake_vllm_command, monkeypatch):
+    monkeypatch.setenv("HARNESS_VLLM_COMMAND", shlex.join(fake_vllm_command))
+    summary = evaluate_checkpoint(
+        tiny_checkpoint, tmp_path / "eval", _config(backend="vllm", max_tokens=3), ["arith"], quiet=True
+    )["arith"]
+    assert summary["truncation_rate"] == 1.0 and summary["output_tokens"] == {"mean": 3.0, "p95": 3.0}
