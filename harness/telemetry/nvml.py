@@ -15,6 +15,7 @@ import csv
 import os
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,6 +126,8 @@ class NvmlSampler:
                 series.times_s.append(float(row["time_s"]))
                 series.energy_j.append(float(row["energy_j"]))
         self.energy_method: str | None = None
+        # The first GPU's latest rows, for step loggers (nvml/* at each step's end); appends are atomic.
+        self.recent: deque[dict] = deque(maxlen=64)
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the thread and stop() both sample
         self._thread: threading.Thread | None = None
@@ -163,6 +166,8 @@ class NvmlSampler:
             for gpu, handle in self._handles:
                 row = self._read(gpu, handle, now)
                 self._writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
+                if gpu == self._handles[0][0]:
+                    self.recent.append(row)
             self._fh.flush()
 
     def _read(self, gpu: int, handle, now: float) -> dict:
