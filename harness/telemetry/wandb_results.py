@@ -10,9 +10,11 @@ that segment, so the history stays metrics.jsonl's. An earlier results segment o
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
+from harness.errors import InvalidInput
 from harness.store import RunDir, read_json, suite_runs
 from harness.telemetry.wandb_logger import (
     close_wandb,
@@ -72,7 +74,10 @@ def run_results(run_id: str, parity: dict, evals: dict[str, dict], gate_passed: 
 
 
 def publish_results(suite_dir: Path, parity: dict, report_html: Path, gate_passed: bool | None = None) -> list[str]:
-    """Summary values and the report artifact into the W&B run of every run that has one; their run ids."""
+    """Summary values and the report artifact into the W&B run of every run that has one; their run ids.
+
+    A W&B run that cannot be opened is reported on stderr and skipped, so it never changes the exit
+    code the gate decided."""
     import wandb
 
     published = []
@@ -81,9 +86,11 @@ def publish_results(suite_dir: Path, parity: dict, report_html: Path, gate_passe
         if state is None:  # trained without the W&B logger (or imported)
             continue
         spec = run_dir.read_spec()
-        if state.get("results") and state.get("mode") == "offline":
-            remove_offline_folders(run_dir, [state["results"]])
-        run = open_run(run_dir, spec, state["id"], state.get("mode") or "offline")
+        try:
+            run = open_run(run_dir, spec, state["id"], state.get("mode") or "offline")
+        except InvalidInput as exc:  # e.g. online and the network is gone: the gate's verdict still stands
+            print(f"W&B: {exc}", file=sys.stderr)
+            continue
         try:
             run.summary.update(run_results(spec.run_id, parity, eval_summaries(run_dir), gate_passed))
             artifact = wandb.Artifact(f"{spec.suite}-report", type=REPORT_ARTIFACT_TYPE,
@@ -92,7 +99,10 @@ def publish_results(suite_dir: Path, parity: dict, report_html: Path, gate_passe
             run.log_artifact(artifact)
         finally:
             run.finish()
-        write_state(run_dir, {**state, "results": segment_folder(run)})
+        folder = segment_folder(run)
+        write_state(run_dir, {**state, "results": folder})
+        if state.get("results") not in (None, folder) and state.get("mode") == "offline":
+            remove_offline_folders(run_dir, [state["results"]])  # the earlier results segment: replaced
         published.append(spec.run_id)
     close_wandb()
     return published

@@ -100,3 +100,27 @@ def test_running_the_suite_again_replaces_the_results_segment(smoke_with_wandb):
     assert after.run_id == before.run_id and len(after.folders) == 2
     assert after.folders[0] == before.folders[0] and after.folders[1] != before.folders[1]
     assert after.history == before.history
+
+
+def test_a_wandb_run_that_cannot_be_opened_is_reported_and_skipped(tmp_path, monkeypatch, capsys):
+    from fakes import make_spec
+
+    from harness.errors import InvalidInput
+    from harness.store import atomic_write_json
+    from harness.telemetry import wandb_results
+    from harness.telemetry.wandb_logger import write_state
+
+    spec = make_spec(loggers=("wandb",))
+    run = RunDir(tmp_path / spec.run_id)
+    run.path.mkdir()
+    atomic_write_json(run.spec, spec.model_dump(mode="json"))
+    write_state(run, {"id": "abc", "mode": "online"})
+
+    def offline_network(*args):
+        raise InvalidInput("wandb.init failed in mode 'online': network unreachable")
+
+    monkeypatch.setattr(wandb_results, "open_run", offline_network)
+    report = tmp_path / "index.html"
+    report.write_text("<html></html>")
+    assert wandb_results.publish_results(tmp_path, {"comparisons": []}, report) == []
+    assert "W&B: wandb.init failed in mode 'online'" in capsys.readouterr().err
