@@ -175,3 +175,38 @@ def test_state_file_names_the_segment_folder(tmp_path):
     tel.finish("completed")
     state = json.loads((run.path / "wandb" / "harness.json").read_text())
     assert state["mode"] == "offline" and (run.path / "wandb" / state["train"]).is_dir()
+
+
+class _ResumedOnlineRun:
+    """What wandb.init returns online for a run whose server already holds steps 1-5."""
+
+    resumed, step, dir = True, 6, None
+
+    def __init__(self):
+        self.logged, self.summary = [], {}
+
+    def log(self, scalars, step):
+        self.logged.append(step)
+
+    def finish(self, exit_code=0):
+        pass
+
+
+def test_online_a_resumed_run_is_sent_only_the_steps_its_server_lacks(tmp_path, monkeypatch):
+    from harness.telemetry import wandb_logger
+
+    spec = make_spec(loggers=("wandb",))
+    run = RunDir(tmp_path / spec.run_id)
+    first = _telemetry(run, spec)
+    first.start()
+    _train(first, range(1, 6), checkpoint_at={4})
+    first.finish("interrupted", reason="killed")
+    online = _ResumedOnlineRun()
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setattr(wandb_logger, "open_run", lambda *args: online)
+    second = _telemetry(run, spec)
+    second.start(start_step=4)  # replays 1-4, redoes 5: the server has them all already
+    _train(second, [5, 6])
+    second.finish("completed")
+    assert online.logged == [6]
+    assert read_state(run)["mode"] == "online"
