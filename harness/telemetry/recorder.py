@@ -235,7 +235,7 @@ class Telemetry:
         if self._metrics is not None:
             self._metrics.write(record)
         if self._loggers is not None:
-            recent = list(self._sampler.recent) if self._sampler is not None else []
+            recent = self._sampler.recent_rows() if self._sampler is not None else []
             self._loggers.log(record, nvml_at(recent, record["time_s"]))
 
     def finish(self, status: str, reason: str | None = None) -> dict:
