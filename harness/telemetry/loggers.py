@@ -37,6 +37,7 @@ SCALARS = (
     "lr",
     "grad_norm",
     "tokens",
+    "processed_tokens",
     "step_time_s",
     "tokens_per_s",
     "mfu",

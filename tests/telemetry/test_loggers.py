@@ -55,14 +55,16 @@ def test_loggers_do_not_change_the_fingerprint():
 
 
 def test_step_scalars_are_the_numbers_of_the_metrics_line_and_the_nvml_row():
-    record = {"step": 4, "loss": 2.5, "lr": 1e-4, "grad_norm": None, "tokens": 4096, "step_time_s": 0.5,
+    record = {"step": 4, "loss": 2.5, "lr": 1e-4, "grad_norm": None, "tokens": 4096, "processed_tokens": 5000,
+              "step_time_s": 0.5,
               "tokens_per_s": 8192.0, "mfu": None, "peak_alloc_bytes": 7, "peak_reserved_bytes": 9,
               "checkpoint": True, "time_s": 12.0}  # fmt: skip
     row = {"time_s": "11.9", "gpu": "0", "memory_used_bytes": "1073741824", "utilization_pct": "97",
            "power_w": "412.5", "energy_j": "", "sm_clock_mhz": "1980", "temperature_c": "61"}  # fmt: skip
     scalars = step_scalars(record, row)
     assert scalars == {
-        "train/loss": 2.5, "train/lr": 1e-4, "train/tokens": 4096, "train/step_time_s": 0.5,
+        "train/loss": 2.5, "train/lr": 1e-4, "train/tokens": 4096, "train/processed_tokens": 5000,
+        "train/step_time_s": 0.5,
         "train/tokens_per_s": 8192.0, "train/peak_alloc_bytes": 7, "train/peak_reserved_bytes": 9,
         "train/time_s": 12.0, "nvml/memory_used_bytes": 1073741824, "nvml/utilization_pct": 97,
         "nvml/power_w": 412.5, "nvml/sm_clock_mhz": 1980, "nvml/temperature_c": 61,
