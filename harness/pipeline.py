@@ -305,6 +305,11 @@ def _analyse(suite: Suite, suite_dir: Path, report_dir: Path, failed: dict[str, 
     result = gate_and_record(parity, suite.gates, index_path(suite_dir.parent))
     print(result.table())
     print(f"report: {index_html}")
+    if "wandb" in suite.telemetry.loggers:  # parity, scores and the report into each run's W&B run
+        from harness.telemetry.wandb_results import publish_results
+
+        published = publish_results(suite_dir, parity, index_html, result.passed)
+        console.print(f"W&B: comparison results and the report added to {len(published)} runs")
     if failed:
         for run_id, reason in failed.items():
             print(f"run failed: {run_id}: {reason}", file=sys.stderr)

@@ -40,8 +40,10 @@ def preflight(
     Runs already completed are not checked, so their suite can be re-analysed anywhere."""
     import torch
 
+    from harness.telemetry.loggers import check_loggers
     from harness.train.precision.registry import get_backend
 
+    check_loggers(suite.telemetry.loggers)  # every run: `harness run` ends by publishing to W&B
     todo = [s for s in specs if _status(suite_dir / s.run_id) != "completed"]
     choice = suite.topology.device
     if choice == "cuda" and not torch.cuda.is_available():

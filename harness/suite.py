@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from harness.errors import InvalidInput
 from harness.train.precision.registry import RECIPES
@@ -226,12 +226,41 @@ class GatesConfig(Thresholds):
         return super().any_set() or any(t.any_set() for t in self.stages.values())
 
 
+# Step loggers by name; harness.telemetry.loggers.LOGGERS registers one class per name.
+LOGGER_NAMES = ("tensorboard", "wandb")
+# Fields that only observe a run (where it is logged): arms differing in them still match.
+OBSERVER_FIELDS = ("profile_steps", "loggers", "wandb_project", "wandb_entity", "wandb_mode")
+
+
 class TelemetryConfig(Strict):
     warmup_steps: int = Field(3, ge=0)  # excluded from steady-state statistics
     nvml_interval_s: float = Field(0.5, gt=0)
-    tensorboard: bool = False
+    # where every metrics.jsonl record is also sent (rank 0), e.g. ["tensorboard", "wandb"]
+    loggers: list[Literal[LOGGER_NAMES]] = []
+    wandb_project: str = "fp8-parity-harness"
+    wandb_entity: str | None = None  # None: the W&B account's default entity
+    # offline: nothing leaves the machine (upload later with `wandb sync`); WANDB_MODE, when set, wins
+    wandb_mode: Literal["offline", "online"] = "offline"
     # torch.profiler over the last N warm-up steps -> profile.json (kernel time by kind); 0: off
     profile_steps: int = Field(0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _other_spellings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("loggers"), str):  # --set telemetry.loggers=wandb,tensorboard
+            data["loggers"] = [name.strip() for name in data["loggers"].split(",") if name.strip()]
+        # `tensorboard = true` predates telemetry.loggers; it still works and means loggers += ["tensorboard"]
+        if "tensorboard" in data and TypeAdapter(bool).validate_python(data.pop("tensorboard")):
+            data["loggers"] = [*data.get("loggers", []), "tensorboard"]
+        return data
+
+    @field_validator("loggers")
+    @classmethod
+    def _each_logger_once(cls, loggers: list[str]) -> list[str]:
+        return list(dict.fromkeys(loggers))
 
     @model_validator(mode="after")
     def _profile_within_warmup(self) -> TelemetryConfig:
@@ -329,8 +358,9 @@ class RunSpec(Strict):
         data = self.model_dump(mode="json")
         for key in ("run_id", "arm", "recipe", "fingerprint", "init_from_run"):
             data.pop(key)
-        # Profiling only observes a run (and only its warm-up steps): a profiled arm still matches.
-        data["telemetry"].pop("profile_steps")
+        # Profiling (only warm-up steps) and step loggers only observe a run: such an arm still matches.
+        for name in OBSERVER_FIELDS:
+            data["telemetry"].pop(name)
         return data
 
 

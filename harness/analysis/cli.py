@@ -49,7 +49,7 @@ def configure_history(parser: argparse.ArgumentParser):
 
 
 def configure_import(parser: argparse.ArgumentParser):
-    parser.add_argument("source", type=Path, metavar="TB_DIR|MEGATRON_LOG")
+    parser.add_argument("source", type=Path, metavar="TB_DIR|MEGATRON_LOG|WANDB_RUN")
     parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR",
                         help="run directory to write, e.g. runs/megatron-1.5b/cpt-fp8-s0")  # fmt: skip
     parser.add_argument("--arm", default="imported", help="arm name (default imported)")

@@ -1,4 +1,5 @@
-"""`harness import`: turn a Megatron-LM training log or TensorBoard events into a run directory.
+"""`harness import`: turn a Megatron-LM training log, TensorBoard events or a Weights & Biases run
+(its local run folder, or its history exported as CSV / JSON lines) into a run directory.
 
 The run directory follows the contract (spec.json, manifest.json with status "imported" and a
 label, metrics.jsonl, summary.json), so compare, report and gate treat it like our own runs.
@@ -99,6 +100,80 @@ def read_tensorboard(path: Path) -> list[dict]:
     return [records[s] for s in sorted(records)]
 
 
+# ---------------------------------------------------------------- Weights & Biases
+
+# metrics field <- W&B history keys: the harness's own (train/<field>), then TensorBoard's names
+# (Megatron-LM logs the same names to W&B), then W&B's run clock for time_s.
+WANDB_KEYS = {
+    field: (f"train/{field}", *TB_TAGS.get(field, ()))
+    for field in ("loss", "lr", "grad_norm", "tokens", "step_time_s", "tokens_per_s", "mfu", "peak_alloc_bytes",
+                  "peak_reserved_bytes", "time_s")
+}  # fmt: skip
+WANDB_KEYS["time_s"] += ("_runtime",)
+WANDB_EXPORTS = (".csv", ".jsonl", ".json")
+
+
+def is_wandb_source(path: Path) -> bool:
+    """A W&B run folder (or a folder / run directory holding one), a .wandb file, or an exported history."""
+    from harness.telemetry.wandb_offline import wandb_files
+
+    if path.suffix.lower() in WANDB_EXPORTS:
+        return path.is_file()
+    return path.exists() and bool(wandb_files(path))
+
+
+def _exported_history(path: Path) -> list[dict]:
+    """Rows of a history export: `run.history()` / `scan_history()` as CSV or JSON (lines), or the
+    web UI's CSV ("Step", "<run> - <key>"; its __MIN / __MAX columns are left out)."""
+    text = path.read_text(errors="replace")
+    if path.suffix.lower() == ".csv":
+        import csv
+
+        rows = list(csv.DictReader(text.splitlines()))
+    else:
+        try:
+            loaded = json.loads(text)
+            rows = loaded if isinstance(loaded, list) else [loaded]
+        except json.JSONDecodeError:
+            try:
+                rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{path}: neither JSON nor JSON lines ({exc}); export the history again") from None
+    out = []
+    for row in rows:
+        clean = {k.rpartition(" - ")[2]: v for k, v in row.items() if k and not k.endswith(("__MIN", "__MAX"))}
+        step = clean.get("_step", clean.get("Step"))
+        if step not in (None, ""):
+            out.append({**clean, "_step": int(float(step))})
+    if not out:
+        raise InvalidInput(f"{path}: no '_step' (or 'Step') column; export the run's history with its steps")
+    return out
+
+
+def read_wandb(path: Path) -> list[dict]:
+    """metrics records from a W&B run's history (local run files or an export); steps are W&B's _step."""
+    from harness.telemetry.wandb_offline import read_wandb_run
+
+    if path.suffix.lower() in WANDB_EXPORTS and path.is_file():
+        rows = _exported_history(path)
+    else:
+        history = read_wandb_run(path).history
+        rows = [{**history[step], "_step": step} for step in sorted(history)]
+    records = []
+    for row in rows:
+        record = {"step": row["_step"]}
+        for field, keys in WANDB_KEYS.items():
+            value = next((row[k] for k in keys if row.get(k) not in (None, "")), None)
+            record[field] = _float(str(value)) if value is not None else None
+        if record["tokens"] is not None:
+            record["tokens"] = int(record["tokens"])
+        if any(record[f] is not None for f in ("loss", "step_time_s")):
+            records.append(record)
+    if not records:
+        raise InvalidInput(f"{path}: no W&B history rows with a loss or step time (looked for train/loss, lm loss ...)")
+    return records
+
+
 def _summary(run_id: str, spec: RunSpec, records: list[dict]) -> dict:
     times = [r["step_time_s"] for r in records if r.get("step_time_s") and r["step"] > spec.telemetry.warmup_steps]
     tps = [r["tokens_per_s"] for r in records if r.get("tokens_per_s")]
@@ -124,18 +199,22 @@ def _summary(run_id: str, spec: RunSpec, records: list[dict]) -> dict:
 
 def import_run(source: Path, out: Path, *, arm: str, recipe: str, stage: str = "cpt", seed: int = 0,
                suite: str | None = None, label: str | None = None, seq_len: int | None = None) -> RunDir:  # fmt: skip
-    """Write a run directory at `out` from a Megatron log file or a TensorBoard folder."""
+    """Write a run directory at `out` from a Megatron log file, a TensorBoard folder or a W&B run."""
     source, out = Path(source), Path(out)
     if recipe not in RECIPES:
         raise InvalidInput(f"--recipe {recipe!r}: unknown; use one of {', '.join(RECIPES)}")
-    if source.is_dir():
+    if is_wandb_source(source):
+        kind, records = "wandb", read_wandb(source)
+    elif source.is_dir():
         kind, records = "tensorboard", read_tensorboard(source)
     elif source.is_file():
         kind, records = "megatron-log", parse_megatron_log(source.read_text(errors="replace"), seq_len)
         if not records:
             raise InvalidInput(f"{source}: no Megatron 'iteration N/M | ...' lines found; pass a training log")
     else:
-        raise InvalidInput(f"{source}: not found; pass a TensorBoard log folder or a Megatron-LM log file")
+        raise InvalidInput(
+            f"{source}: not found; pass a TensorBoard log folder, a Megatron-LM log file or a W&B run folder"
+        )
     batch = next((r.get("global_batch_size") for r in records if r.get("global_batch_size")), 1)
     spec = RunSpec.model_validate({
         "suite": suite or out.resolve().parent.name, "run_id": out.name, "stage_name": stage, "arm": arm,

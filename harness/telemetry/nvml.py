@@ -15,6 +15,7 @@ import csv
 import os
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,6 +126,7 @@ class NvmlSampler:
                 series.times_s.append(float(row["time_s"]))
                 series.energy_j.append(float(row["energy_j"]))
         self.energy_method: str | None = None
+        self._recent: deque[dict] = deque(maxlen=64)  # the first GPU's latest rows, for recent_rows()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the thread and stop() both sample
         self._thread: threading.Thread | None = None
@@ -163,6 +165,8 @@ class NvmlSampler:
             for gpu, handle in self._handles:
                 row = self._read(gpu, handle, now)
                 self._writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
+                if gpu == self._handles[0][0]:
+                    self._recent.append(row)
             self._fh.flush()
 
     def _read(self, gpu: int, handle, now: float) -> dict:
@@ -206,6 +210,11 @@ class NvmlSampler:
             previous += (now - t0) * (p0 + power) / 2
         series.last_power = (now, power)
         return previous
+
+    def recent_rows(self) -> list[dict]:
+        """The first GPU's latest samples, oldest first (step loggers' nvml/* at each step's end)."""
+        with self._lock:  # the thread appends while the loop reads
+            return list(self._recent)
 
     def totals(self) -> dict:
         """Peak device memory over this process's GPUs and their energy since the sampler started."""

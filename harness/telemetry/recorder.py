@@ -9,7 +9,8 @@
 
 Each step is timed with time.perf_counter between two device synchronisations; allocator peaks
 are reset before and read after it. Per-step numbers are combined over ranks (ranks.py) and rank
-0 writes metrics.jsonl, TensorBoard events, manifest.json and summary.json. A step record is
+0 writes metrics.jsonl, manifest.json and summary.json, and feeds the suite's step loggers
+(loggers.py: TensorBoard, W&B) each metrics.jsonl record as it is written. A step record is
 written when the next step begins (or at mark_checkpoint / finish), so a checkpoint written after
 the step's block can still flag it; a kill therefore loses at most the last two steps' lines.
 """
@@ -28,6 +29,7 @@ import torch
 from harness.store import STATUSES, MetricsWriter, RunDir, atomic_write_json, read_metrics, truncate_metrics
 from harness.telemetry import nvml as nvml_mod
 from harness.telemetry.flops import peak_flops
+from harness.telemetry.loggers import StepLoggers, check_loggers, nvml_at
 from harness.telemetry.manifest import build_manifest, utc_now
 from harness.telemetry.progress import ProgressDisplay
 from harness.telemetry.ranks import FINISH_OPS, STEP_OPS, broadcast_from_rank0, distributed_world, gather_reduce
@@ -103,10 +105,12 @@ class Telemetry:
         self._offset_s = 0.0
         self._t0 = time.perf_counter()
         self._metrics: MetricsWriter | None = None
-        self._tb = None
+        self._loggers: StepLoggers | None = None
         self._progress: ProgressDisplay | None = None
         self._sampler: nvml_mod.NvmlSampler | None = None
         self._nvml_status: dict = {"sampled": False, "reason": "not started"}
+        if self.writer:
+            check_loggers(spec.telemetry.loggers)  # a missing package stops the run here, before any step
 
     # ------------------------------------------------------------ lifecycle
 
@@ -125,15 +129,13 @@ class Telemetry:
                 previous = self.run_dir.read_manifest()
         self._offset_s, previous = broadcast_from_rank0((self._offset_s, previous))
         self._segment_starts = sorted(set(previous.get("segment_starts", [0])) | {start_step})
+        if self.writer and self.spec.telemetry.loggers:  # first: one that cannot open leaves nothing started
+            self._loggers = StepLoggers(self.spec.telemetry.loggers, self.run_dir, self.spec, start_step)
         self._t0 = time.perf_counter()
         self._start_sampler(start_step)
         if self.writer:
             self._write_manifest(previous, resumed=bool(start_step))
             self._metrics = MetricsWriter(self.run_dir.metrics)
-            if self.spec.telemetry.tensorboard:
-                from harness.telemetry.tensorboard import TensorBoardWriter
-
-                self._tb = TensorBoardWriter(self.run_dir.tensorboard)
             self._progress = ProgressDisplay(self.total_steps, start_step, quiet=self.quiet, label=self.spec.run_id)
         self._started = True
 
@@ -218,8 +220,6 @@ class Telemetry:
         self._pending = record
         if self._progress is not None:
             self._progress.update(rec.step, record["loss"], tokens_per_s)
-        if self._tb is not None:
-            self._tb.write(record)
 
     def mark_checkpoint(self, step: int) -> None:
         """Step `step` wrote a checkpoint: flag its record, excluded from statistics."""
@@ -234,6 +234,9 @@ class Telemetry:
         record["checkpoint"] = record["step"] in self._checkpoints
         if self._metrics is not None:
             self._metrics.write(record)
+        if self._loggers is not None:
+            recent = self._sampler.recent_rows() if self._sampler is not None else []
+            self._loggers.log(record, nvml_at(recent, record["time_s"]))
 
     def finish(self, status: str, reason: str | None = None) -> dict:
         """Stop sampling, write summary.json and the manifest's status / ended_at; returns the summary.
@@ -255,8 +258,6 @@ class Telemetry:
             self._sampler.stop()
         if self._metrics is not None:
             self._metrics.close()
-        if self._tb is not None:
-            self._tb.close()
         collective = status == "completed" or distributed_world() is None
         has_metrics = self._started and self.writer and self.run_dir.metrics.is_file()
         records = read_metrics(self.run_dir.metrics) if has_metrics else []
@@ -291,6 +292,8 @@ class Telemetry:
             if self._sampler is not None:
                 nvml_status["energy_method"] = self._sampler.energy_method
             self.run_dir.update_manifest(status=status, reason=reason, ended_at=utc_now(), nvml=nvml_status)
+            if self._loggers is not None:
+                self._loggers.finish(status, summary)
         self._summary = (broadcast_from_rank0(summary) if collective else summary) or {}
         return self._summary
 

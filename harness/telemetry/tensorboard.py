@@ -1,42 +1,36 @@
-"""Optional TensorBoard event files (telemetry.tensorboard = true), from the same step records
-as metrics.jsonl, under <run_dir>/tensorboard: one scalar per numeric field, x = step."""
+"""TensorBoard step logger (telemetry.loggers = ["tensorboard"]): event files under <run_dir>/tensorboard,
+one scalar per metrics.jsonl field (train/loss ...) and NVML column (nvml/power_w ...), x = step."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from harness.errors import InvalidInput
 
-SCALARS = (
-    "loss",
-    "lr",
-    "grad_norm",
-    "tokens",
-    "step_time_s",
-    "tokens_per_s",
-    "mfu",
-    "peak_alloc_bytes",
-    "peak_reserved_bytes",
-)
 
-
-class TensorBoardWriter:
-    def __init__(self, log_dir: Path):
+class TensorBoardLogger:
+    @classmethod
+    def check_available(cls) -> None:
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            import tensorboard  # noqa: F401  (torch's SummaryWriter needs it)
         except ImportError:
             raise InvalidInput(
-                "suite telemetry.tensorboard = true but tensorboard is not installed; "
-                "pip install tensorboard, or set telemetry.tensorboard = false"
+                "suite telemetry.loggers includes 'tensorboard' but tensorboard is not installed; "
+                "pip install 'fp8-parity-harness[tensorboard]' (or pip install tensorboard), "
+                "or remove it from telemetry.loggers"
             ) from None
-        self._writer = SummaryWriter(log_dir=str(log_dir))
 
-    def write(self, record: dict) -> None:
-        for name in SCALARS:
-            value = record.get(name)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                self._writer.add_scalar(f"train/{name}", value, global_step=record["step"])
+    def __init__(self, run_dir, spec, start_step: int):
+        self.check_available()
+        from torch.utils.tensorboard import SummaryWriter
+
+        # On a resume, events from after the checkpoint (the steps metrics.jsonl dropped and the
+        # loop redoes) are purged, so TensorBoard shows each step once, as metrics.jsonl does.
+        purge = {"purge_step": start_step + 1} if start_step else {}
+        self._writer = SummaryWriter(log_dir=str(run_dir.tensorboard), **purge)
+
+    def log(self, step: int, scalars: dict) -> None:
+        for tag, value in scalars.items():
+            self._writer.add_scalar(tag, value, global_step=step)
         self._writer.flush()
 
-    def close(self) -> None:
+    def finish(self, status: str, summary: dict) -> None:
         self._writer.close()

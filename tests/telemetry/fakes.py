@@ -99,7 +99,7 @@ def fake_cuda(monkeypatch, name: str = "NVIDIA H100 80GB HBM3", alloc: int = 100
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: reserved)
 
 
-def make_spec(*, warmup_steps: int = 2, tensorboard: bool = False, recipe: str = "bf16"):
+def make_spec(*, warmup_steps: int = 2, tensorboard: bool = False, recipe: str = "bf16", loggers: tuple = ()):
     suite = Suite.model_validate(
         {
             "name": "tel",
@@ -117,7 +117,12 @@ def make_spec(*, warmup_steps: int = 2, tensorboard: bool = False, recipe: str =
                     "optim": {"lr": 1e-3},
                 }
             },
-            "telemetry": {"warmup_steps": warmup_steps, "nvml_interval_s": 0.05, "tensorboard": tensorboard},
+            "telemetry": {
+                "warmup_steps": warmup_steps,
+                "nvml_interval_s": 0.05,
+                "tensorboard": tensorboard,  # the older spelling of loggers = ["tensorboard"]
+                "loggers": list(loggers),
+            },
         }
     )
     return plan(suite)[0]
