@@ -59,6 +59,12 @@ SUITE_CASES = {
         "run", [], ["stages.cpt.kind=sft", "stages.cpt.data.path=builtin:arith-sft", "stages.cpt.seq_len=4"],
         ["data.path: all", "conversations of builtin:arith-sft are longer than seq_len=4; raise seq_len"],
     ),
+    "beta_of_one": ("validate", [], ["stages.cpt.optim.betas=[0.9, 1.0]"], ["stages.cpt.optim.betas.1: Input should be less than 1 (got 1.0)"]),
+    "negative_beta": ("run", [], ["stages.cpt.optim.betas=[-0.1, 0.95]"], ["stages.cpt.optim.betas.0:", "greater than or equal to 0 (got -0.1)"]),
+    "empty_seeds": ("validate", [("seeds = [0]", "seeds = []")], [], ["seeds: list at least one seed, e.g. seeds = [0]"]),
+    "duplicate_seeds": ("validate", [("seeds = [0]", "seeds = [0, 1, 0]")], [], ["seeds: seed 0 is listed 2 times", "list each seed once"]),
+    "negative_seed": ("run", [("seeds = [0]", "seeds = [-1]")], [], ["seeds.0: Input should be greater than or equal to 0 (got -1)"]),
+    "eval_samples_zero": ("validate", [], ["eval.benchmarks.arith.samples=0"], ["eval.benchmarks.arith.samples: Input should be greater than 0 (got 0)"]),
 }  # fmt: skip
 
 # the --set flag is the bad input there; the SFT data check runs in the trainer and names the data
@@ -90,6 +96,18 @@ def test_bad_suite_exits_2_with_one_message_naming_file_field_and_fix(case, tmp_
     if case not in NOT_NAMING_THE_SUITE:
         assert str(suite) in err
     assert not list(tmp_path.glob("runs/*/*/metrics.jsonl"))  # nothing trained
+
+
+@pytest.mark.parametrize("command", ["validate", "plan", "run", "train"])
+def test_a_suite_file_that_is_not_utf8_names_its_line(command, tmp_path, corpus, capsys):
+    suite = write_suite(tmp_path, corpus)
+    suite.write_bytes(suite.read_bytes().replace(b'name = "rel"', b'name = "rel"\ndescription = "caf\xe9"'))
+    argv = [command, str(suite), *(["--run-id", "cpt-bf16-s0"] if command == "train" else [])]
+    code, err = _call([*argv, *(["--runs-dir", str(tmp_path / "runs")] if command in ("run", "train") else [])], capsys)
+    assert code == 2
+    _assert_one_message(err, command, f'{suite}:2: not UTF-8 text (byte 0xe9 in: description = "caf\ufffd")',
+                        "save the suite file as UTF-8")  # fmt: skip
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize(
