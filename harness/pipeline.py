@@ -193,6 +193,11 @@ def configure_train(parser: argparse.ArgumentParser):
         if target.is_dir():
             run_dir = RunDir(target)
             spec = run_dir.read_spec()
+            if spec.run_id != target.resolve().name:  # else the run would be trained in a sibling folder
+                raise InvalidInput(
+                    f"{run_dir.spec}: run_id {spec.run_id!r} does not match its folder {target.resolve().name!r}; "
+                    f"rename the folder back to {spec.run_id}, or train it with --run-id from its suite file"
+                )
             suite_dir = target.parent
         else:
             if not args.run:
