@@ -19,6 +19,7 @@ from rich.table import Table
 
 from harness.errors import HarnessError, InvalidInput, RunFailed, Terminated
 from harness.preflight import missing_paths, preflight
+from harness.runlock import env_rank, folder_lock
 from harness.store import RunDir, atomic_write_json, index_path, read_json
 from harness.suite import RunSpec, Suite, fingerprint, load_suite, plan, unresolved_variables
 
@@ -129,11 +130,14 @@ def _fingerprint_now(old: dict) -> str | None:
 
 
 def train_one(spec: RunSpec, suite_dir: Path, quiet: bool) -> dict:
-    """Train one run in this process (what `harness train` does on every rank)."""
+    """Train one run in this process (what `harness train` does on every rank), holding the run
+    folder's lock (each torchrun rank its own: harness/runlock.py) so no second process trains it."""
     from harness.train.trainer import train
 
-    run_dir = prepare_run_dir(suite_dir, spec)
-    return train(spec, run_dir, quiet=quiet)
+    rank = env_rank()
+    with folder_lock(suite_dir / spec.run_id, what="run folder", command=f"harness train {spec.run_id}", rank=rank):
+        run_dir = prepare_run_dir(suite_dir, spec)
+        return train(spec, run_dir, quiet=quiet)
 
 
 def train_isolated(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
@@ -233,10 +237,18 @@ def configure_run(parser: argparse.ArgumentParser):
         report_dir = Path(args.report_dir or Path("reports") / suite.name)
         specs = [s for s in plan(suite) if (not args.stage or s.stage_name in args.stage)]
         selected = [s for s in specs if not args.arm or s.arm in args.arm]
-        preflight(suite, selected, suite_dir, args.suite, evaluate=not args.skip_eval)
-        return run_suite(
-            suite, suite_dir, report_dir, stages=args.stage, arms=args.arm, skip_eval=args.skip_eval, quiet=args.quiet
-        )
+        # One `harness run` per suite folder at a time: two would train the same run folders.
+        with folder_lock(suite_dir, what="suite runs folder", command=f"harness run {args.suite}"):
+            preflight(suite, selected, suite_dir, args.suite, evaluate=not args.skip_eval)
+            return run_suite(
+                suite,
+                suite_dir,
+                report_dir,
+                stages=args.stage,
+                arms=args.arm,
+                skip_eval=args.skip_eval,
+                quiet=args.quiet,
+            )
 
     return main
 
