@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import HarnessError, InvalidInput, RunFailed, Terminated
-from harness.preflight import missing_paths, preflight
+from harness.preflight import check_run_dir, check_suite, missing_paths, preflight
 from harness.runlock import env_rank, folder_lock
-from harness.store import RunDir, atomic_write_json, index_path, read_json
-from harness.suite import RunSpec, Suite, fingerprint, load_suite, plan, unresolved_variables
+from harness.store import RunDir, atomic_write_json, index_path
+from harness.suite import RunSpec, Suite, load_suite, plan, unresolved_variables
 
 console = Console(stderr=True, highlight=False)
 
@@ -50,6 +50,7 @@ def configure_validate(parser: argparse.ArgumentParser):
         problems = [] if args.no_check_paths else missing_paths(suite)
         if problems:
             raise InvalidInput("\n".join(f"{args.suite}: {p}" for p in problems))
+        check_suite(suite, args.suite)  # what compare, eval or the gate would refuse after training
         runs = plan(suite)
         print(
             f"{args.suite}: OK: suite '{suite.name}', {len(runs)} runs "
@@ -104,29 +105,10 @@ def prepare_run_dir(suite_dir: Path, spec: RunSpec) -> RunDir:
     """Create runs/<suite>/<run_id>/ with spec.json, refusing to mix in a different configuration."""
     run_dir = RunDir(suite_dir / spec.run_id)
     if run_dir.spec.is_file():
-        old = read_json(run_dir.spec, "spec.json")
-        if _fingerprint_now(old) != spec.fingerprint or old.get("recipe") != spec.recipe:
-            raise InvalidInput(
-                f"{run_dir.path}: holds a run of a different configuration (fingerprint "
-                f"{old.get('fingerprint')} vs {spec.fingerprint}); keep it by passing another --runs-dir, "
-                "or delete that folder to start over"
-            )
+        check_run_dir(run_dir, spec)
     run_dir.path.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir.spec, spec.model_dump(mode="json"))
     return run_dir
-
-
-def _fingerprint_now(old: dict) -> str | None:
-    """The fingerprint a stored spec.json has under this harness version.
-
-    A spec written before a field existed reads with that field's default, so a run started by an
-    older harness resumes under a newer one as long as the suite did not change; a spec this
-    version cannot read keeps the fingerprint stored in it (and so differs).
-    """
-    try:
-        return fingerprint(RunSpec.model_validate(old))
-    except ValueError:
-        return old.get("fingerprint")
 
 
 def train_one(spec: RunSpec, suite_dir: Path, quiet: bool) -> dict:
