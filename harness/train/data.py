@@ -25,6 +25,7 @@ import torch
 
 from harness.data.builtin import builtin_records, is_builtin
 from harness.errors import InvalidInput
+from harness.textio import find_non_utf8
 from harness.train.sft import sft_example
 
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".arrow": "arrow", ".csv": "csv"}
@@ -78,7 +79,12 @@ def load_records(cfg) -> list[dict]:
             ) from None
     if cfg.max_samples:
         ds = ds.select(range(min(cfg.max_samples, len(ds))))
-    return ds.to_list()
+    try:
+        return ds.to_list()
+    except UnicodeDecodeError:  # pyarrow keeps a JSON string that is not UTF-8 as bytes until it is read
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in FORMATS)
+        found = find_non_utf8(files, "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8) or drop the line")
+        raise InvalidInput(f"data.path: {found or f'{path}: not UTF-8 text'}") from None
 
 
 def _require_columns(records: list[dict], columns: list[str], cfg) -> None:
@@ -99,6 +105,13 @@ def _require_columns(records: list[dict], columns: list[str], cfg) -> None:
 def tokenize_cpt(records: list[dict], tokenizer, seq_len: int, cfg) -> TokenizedData:
     """Pack documents into [rows, seq_len] with EOS after each document; no padding."""
     _require_columns(records, [cfg.text_column], cfg)
+    for number, record in enumerate(records, 1):
+        text = record[cfg.text_column]
+        if text is not None and not isinstance(text, str):  # the tokenizer would fail with a bare TypeError
+            raise InvalidInput(
+                f"data.path: {cfg.path} row {number}: {cfg.text_column!r} is {type(text).__name__} {text!r:.60}, "
+                f"not a string; every document's {cfg.text_column!r} must be text (null skips the row)"
+            )
     texts = [r[cfg.text_column] for r in records if r[cfg.text_column]]
     stream: list[int] = []
     eos = tokenizer.eos_token_id

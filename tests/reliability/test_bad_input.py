@@ -140,12 +140,16 @@ def test_a_suite_file_that_is_not_utf8_names_its_line(command, tmp_path, corpus,
     [
         ('{"content": "a document"}\n', ["has no column 'text'; columns present: content", "data column option"]),
         ("", ["is empty (0 bytes); point data.path at a file with rows"]),
+        (b'{"text": "a fine document"}\n{"text": "caf\xe9 au lait"}\n',
+         [':2: not UTF-8 text (byte 0xe9 in: {"text": "caf\ufffd au lait"})', "re-encode the file as UTF-8"]),
+        ('{"text": 42}\n{"text": 7}\n', [" row 1: 'text' is int 42, not a string", "must be text (null skips the row)"]),
+        ('{"text": ["a", "b"]}\n', [" row 1: 'text' is list ['a', 'b'], not a string"]),
     ],
-    ids=["missing_column", "empty_file"],
-)
+    ids=["missing_column", "empty_file", "not_utf8", "text_a_number", "text_a_list"],
+)  # fmt: skip
 def test_bad_dataset_exits_2_naming_the_data_file(content, texts, tmp_path, corpus, capsys):
     data = tmp_path / "data.jsonl"
-    data.write_text(content)
+    data.write_bytes(content if isinstance(content, bytes) else content.encode())
     suite = write_suite(tmp_path, data)
     code, err = _call(["train", str(suite), "--run", "cpt-bf16-s0", "--runs-dir", str(tmp_path / "runs")], capsys)
     assert code == 2
