@@ -16,6 +16,8 @@ from pathlib import Path
 
 from harness.errors import InvalidInput, RunFailed
 from harness.pipeline import prepare_run_dir, run_suite, suite_args
+from harness.preflight import preflight
+from harness.runlock import folder_lock
 from harness.store import RunDir, atomic_write_text
 from harness.suite import RunSpec, load_suite, plan
 
@@ -126,8 +128,11 @@ def configure_launch(parser: argparse.ArgumentParser):
                 train_with_torchrun(spec, suite_dir, True)
             return 0
         report_dir = Path(args.report_dir or Path("reports") / suite.name)
-        return run_suite(
-            suite, suite_dir, report_dir, skip_eval=args.skip_eval, quiet=True, train_fn=train_with_torchrun
-        )
+        # Node 0 holds the suite folder as `harness run` does (its ranks each lock their run folder).
+        with folder_lock(suite_dir, what="suite runs folder", command=f"harness launch {args.suite}"):
+            preflight(suite, plan(suite), suite_dir, args.suite, evaluate=not args.skip_eval)
+            return run_suite(
+                suite, suite_dir, report_dir, skip_eval=args.skip_eval, quiet=True, train_fn=train_with_torchrun
+            )
 
     return main

@@ -18,9 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import HarnessError, InvalidInput, RunFailed, Terminated
-from harness.preflight import missing_paths, preflight
-from harness.store import RunDir, atomic_write_json, index_path, read_json
-from harness.suite import RunSpec, Suite, fingerprint, load_suite, plan, unresolved_variables
+from harness.preflight import check_run_dir, check_suite, missing_paths, preflight
+from harness.runlock import env_rank, folder_lock
+from harness.store import RunDir, atomic_write_json, index_path
+from harness.suite import RunSpec, Suite, load_suite, plan, unresolved_variables
 
 console = Console(stderr=True, highlight=False)
 
@@ -49,6 +50,7 @@ def configure_validate(parser: argparse.ArgumentParser):
         problems = [] if args.no_check_paths else missing_paths(suite)
         if problems:
             raise InvalidInput("\n".join(f"{args.suite}: {p}" for p in problems))
+        check_suite(suite, args.suite)  # what compare, eval or the gate would refuse after training
         runs = plan(suite)
         print(
             f"{args.suite}: OK: suite '{suite.name}', {len(runs)} runs "
@@ -103,37 +105,21 @@ def prepare_run_dir(suite_dir: Path, spec: RunSpec) -> RunDir:
     """Create runs/<suite>/<run_id>/ with spec.json, refusing to mix in a different configuration."""
     run_dir = RunDir(suite_dir / spec.run_id)
     if run_dir.spec.is_file():
-        old = read_json(run_dir.spec, "spec.json")
-        if _fingerprint_now(old) != spec.fingerprint or old.get("recipe") != spec.recipe:
-            raise InvalidInput(
-                f"{run_dir.path}: holds a run of a different configuration (fingerprint "
-                f"{old.get('fingerprint')} vs {spec.fingerprint}); keep it by passing another --runs-dir, "
-                "or delete that folder to start over"
-            )
+        check_run_dir(run_dir, spec)
     run_dir.path.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir.spec, spec.model_dump(mode="json"))
     return run_dir
 
 
-def _fingerprint_now(old: dict) -> str | None:
-    """The fingerprint a stored spec.json has under this harness version.
-
-    A spec written before a field existed reads with that field's default, so a run started by an
-    older harness resumes under a newer one as long as the suite did not change; a spec this
-    version cannot read keeps the fingerprint stored in it (and so differs).
-    """
-    try:
-        return fingerprint(RunSpec.model_validate(old))
-    except ValueError:
-        return old.get("fingerprint")
-
-
 def train_one(spec: RunSpec, suite_dir: Path, quiet: bool) -> dict:
-    """Train one run in this process (what `harness train` does on every rank)."""
+    """Train one run in this process (what `harness train` does on every rank), holding the run
+    folder's lock (each torchrun rank its own: harness/runlock.py) so no second process trains it."""
     from harness.train.trainer import train
 
-    run_dir = prepare_run_dir(suite_dir, spec)
-    return train(spec, run_dir, quiet=quiet)
+    rank = env_rank()
+    with folder_lock(suite_dir / spec.run_id, what="run folder", command=f"harness train {spec.run_id}", rank=rank):
+        run_dir = prepare_run_dir(suite_dir, spec)
+        return train(spec, run_dir, quiet=quiet)
 
 
 def train_isolated(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
@@ -193,6 +179,11 @@ def configure_train(parser: argparse.ArgumentParser):
         if target.is_dir():
             run_dir = RunDir(target)
             spec = run_dir.read_spec()
+            if spec.run_id != target.resolve().name:  # else the run would be trained in a sibling folder
+                raise InvalidInput(
+                    f"{run_dir.spec}: run_id {spec.run_id!r} does not match its folder {target.resolve().name!r}; "
+                    f"rename the folder back to {spec.run_id}, or train it with --run-id from its suite file"
+                )
             suite_dir = target.parent
         else:
             if not args.run:
@@ -228,10 +219,18 @@ def configure_run(parser: argparse.ArgumentParser):
         report_dir = Path(args.report_dir or Path("reports") / suite.name)
         specs = [s for s in plan(suite) if (not args.stage or s.stage_name in args.stage)]
         selected = [s for s in specs if not args.arm or s.arm in args.arm]
-        preflight(suite, selected, suite_dir, args.suite, evaluate=not args.skip_eval)
-        return run_suite(
-            suite, suite_dir, report_dir, stages=args.stage, arms=args.arm, skip_eval=args.skip_eval, quiet=args.quiet
-        )
+        # One `harness run` per suite folder at a time: two would train the same run folders.
+        with folder_lock(suite_dir, what="suite runs folder", command=f"harness run {args.suite}"):
+            preflight(suite, selected, suite_dir, args.suite, evaluate=not args.skip_eval)
+            return run_suite(
+                suite,
+                suite_dir,
+                report_dir,
+                stages=args.stage,
+                arms=args.arm,
+                skip_eval=args.skip_eval,
+                quiet=args.quiet,
+            )
 
     return main
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InvalidInput
+from harness.run_checks import metrics_line_problem
+from harness.textio import not_utf8_message, read_text_utf8
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -50,14 +52,24 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(_finite(data), indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: str | Path, what: str = "file") -> Any:
+def read_json(path: str | Path, what: str = "file", fix: str = "re-run the stage that writes it") -> dict:
+    """A JSON object from a file (every JSON file of the run-folder contract is one); InvalidInput
+    naming the file and `fix` when it is missing, unreadable, not UTF-8, not JSON or not an object."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{path}: {what} not found")
+    text = read_text_utf8(path, what, fix)
     try:
-        return json.loads(path.read_text())
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{path}: corrupt JSON ({exc}); re-run the stage that writes it") from None
+        raise InvalidInput(f"{path}: corrupt JSON ({exc}); {fix}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: not a JSON object (found {_json_type(data)}); {fix}")
+    return data
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
 def _finite(value: Any) -> Any:
@@ -72,6 +84,12 @@ def _finite(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------- run directories
+
+
+SPEC_FIX = (
+    "it was not written by this harness or was edited: restore it, or delete the run folder and re-run "
+    "`harness run` / `harness train` (`harness import` for an imported run)"
+)
 
 
 class RunDir:
@@ -98,9 +116,18 @@ class RunDir:
         return self.spec.is_file()
 
     def read_spec(self):
+        from pydantic import ValidationError
+
         from harness.suite import RunSpec
 
-        return RunSpec.model_validate(read_json(self.spec, "spec.json (is this a run directory?)"))
+        data = read_json(self.spec, "spec.json (is this a run directory?)", SPEC_FIX)
+        try:
+            return RunSpec.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"] if p != "[key]") or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            raise InvalidInput(f"{self.spec}: invalid spec.json: {field}: {msg}; {SPEC_FIX}") from None
 
     def read_manifest(self) -> dict:
         return read_json(self.manifest, "manifest.json")
@@ -124,21 +151,26 @@ def read_metrics(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise InvalidInput(f"{path}: metrics.jsonl not found; train the run first (harness train)")
     records = []
-    with path.open() as fh:
-        for number, line in enumerate(fh, 1):
+    with path.open("rb") as fh:  # bytes, so a line that is not UTF-8 is named like any torn line
+        for number, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidInput(not_utf8_message(path, raw, exc.start, _METRICS_FIX, first_line=number)) from None
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                raise InvalidInput(
-                    f"{path}:{number}: corrupt line in metrics.jsonl; re-run `harness train` to resume "
-                    "(it rewrites metrics from the last checkpoint) or delete the line"
-                ) from None
-            if not isinstance(record, dict) or "step" not in record:
-                raise InvalidInput(f"{path}:{number}: metrics line lacks a 'step' field")
+                raise InvalidInput(f"{path}:{number}: corrupt line in metrics.jsonl; {_METRICS_FIX}") from None
+            problem = metrics_line_problem(record)
+            if problem:
+                raise InvalidInput(f"{path}:{number}: {problem}; {_METRICS_FIX}")
             records.append(record)
     return records
+
+
+_METRICS_FIX = "re-run `harness train` to resume (it rewrites metrics from the last checkpoint) or delete the line"
 
 
 class MetricsWriter:
@@ -212,13 +244,24 @@ class ResultsIndex:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30.0)
-        conn.execute("PRAGMA busy_timeout = 30000")
         try:
-            with conn:  # commit on success, roll back on error
-                yield conn
-        finally:
-            conn.close()
+            conn = sqlite3.connect(self.path, timeout=30.0)
+            try:
+                conn.execute("PRAGMA busy_timeout = 30000")
+                with conn:  # commit on success, roll back on error
+                    yield conn
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:  # not SQLite, damaged, another schema, or held too long
+            raise InvalidInput(self._unusable(exc)) from None
+
+    def _unusable(self, exc: sqlite3.DatabaseError) -> str:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return f"{self.path}: results index busy for 30 s ({exc}); another harness process is writing it: retry"
+        return (
+            f"{self.path}: not a usable results index ({exc}); move it aside (mv {self.path} {self.path}.broken): "
+            "the next `harness compare` starts a new one (the history it held is not carried over)"
+        )
 
     def record_run(self, spec, status: str, git_sha: str | None, summary: dict | None) -> None:
         with self._connect() as conn:
@@ -269,7 +312,10 @@ class ResultsIndex:
         with self._connect() as conn:
             conn.row_factory = sqlite3.Row
             rows = conn.execute(query, (suite,) if suite else ()).fetchall()
-        return [{**dict(r), "scores": json.loads(r["scores_json"] or "{}")} for r in rows]
+        try:
+            return [{**dict(r), "scores": json.loads(r["scores_json"] or "{}")} for r in rows]
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise InvalidInput(self._unusable(sqlite3.DatabaseError(f"comparisons.scores_json: {exc}"))) from None
 
     def runs(self, suite: str | None = None) -> list[dict]:
         query = "SELECT * FROM runs" + (" WHERE suite = ?" if suite else "") + " ORDER BY recorded_at"

@@ -14,11 +14,13 @@ import re
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from harness.errors import InvalidInput
+from harness.names import SafeName
+from harness.textio import read_text_utf8
 from harness.train.precision.registry import RECIPES
 
 PRESETS = ("tiny", "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b")
@@ -69,11 +71,14 @@ class DataConfig(Strict):
     max_samples: int | None = Field(None, gt=0)
 
 
+Beta = Annotated[float, Field(ge=0, lt=1)]  # AdamW's moment decay rates: torch refuses others mid-run
+
+
 class OptimConfig(Strict):
     lr: float = Field(gt=0)
     min_lr: float = Field(0.0, ge=0)
     weight_decay: float = Field(0.1, ge=0)
-    betas: tuple[float, float] = (0.9, 0.95)
+    betas: tuple[Beta, Beta] = (0.9, 0.95)
     eps: float = Field(1e-8, gt=0)
     grad_clip: float | None = Field(1.0, gt=0)
 
@@ -176,7 +181,7 @@ class BenchmarkConfig(Strict):
 
 class EvalConfig(Strict):
     backend: Literal["vllm", "transformers"] = "vllm"
-    benchmarks: dict[str, BenchmarkConfig] = {}
+    benchmarks: dict[SafeName, BenchmarkConfig] = {}  # names become eval/<benchmark>/ folders
     data_dir: str = "data/eval"
     tensor_parallel_size: int = Field(1, gt=0)
     # vLLM server replicas, each on tensor_parallel_size GPUs of its own; default: every visible GPU in use
@@ -279,13 +284,13 @@ class DivergenceConfig(Strict):
 
 
 class Suite(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: SafeName  # suite, stage and arm names become folder names under runs/ (harness/names.py)
     description: str = ""
-    seeds: list[int] = [0]
+    seeds: list[Annotated[int, Field(ge=0)]] = [0]  # numpy's generators take no negative seed
     runs_dir: str = "runs"
     model: ModelConfig
-    arms: dict[str, str]  # arm name -> precision recipe
-    stages: dict[str, StageConfig]
+    arms: dict[SafeName, str]  # arm name -> precision recipe
+    stages: dict[SafeName, StageConfig]
     topology: TopologyConfig = TopologyConfig()
     eval: EvalConfig = EvalConfig()
     gates: GatesConfig = GatesConfig()
@@ -298,12 +303,23 @@ class Suite(Strict):
         if not arms:
             raise ValueError('name at least one arm, e.g. bf16 = "bf16"')
         for arm, recipe in arms.items():
-            if not re.fullmatch(r"[A-Za-z0-9_.-]+", arm):
-                raise ValueError(f"arm {arm!r}: use letters, digits, '_', '.', '-' in arm names")
             if recipe not in RECIPES:
                 hint = _did_you_mean(recipe, RECIPES)
                 raise ValueError(f"arm {arm!r}: unknown recipe {recipe!r}{hint}; known: {', '.join(RECIPES)}")
         return arms
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if not seeds:
+            raise ValueError("list at least one seed, e.g. seeds = [0]")
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(
+                f"seed {repeated[0]} is listed {seeds.count(repeated[0])} times; each seed is one run per arm "
+                "(the same folder), so list each seed once"
+            )
+        return seeds
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Suite:
@@ -338,10 +354,10 @@ class Suite(Strict):
 class RunSpec(Strict):
     """One training run: a stage of one arm with one seed, fully resolved (spec.json)."""
 
-    suite: str
-    run_id: str
-    stage_name: str
-    arm: str
+    suite: SafeName
+    run_id: SafeName  # the run folder's name
+    stage_name: SafeName
+    arm: SafeName
     recipe: str
     seed: int
     stage: StageConfig
@@ -414,7 +430,7 @@ def load_suite(path: str | Path, overrides: list[str] = (), *, require_env: bool
     if not path.is_file():
         raise InvalidInput(f"{path}: suite file not found; pass the path to a .toml suite (see suites/)")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(_suite_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"{path}: malformed TOML: {exc}; fix the syntax at that line") from None
     for item in overrides:
@@ -428,7 +444,7 @@ def load_suite(path: str | Path, overrides: list[str] = (), *, require_env: bool
 
 def unresolved_variables(path: str | Path, overrides: list[str] = ()) -> list[str]:
     """Names of ${VAR}s without default that the environment and overrides leave unset."""
-    raw = tomllib.loads(Path(path).read_text())
+    raw = tomllib.loads(_suite_text(Path(path)))
     for item in overrides:
         _apply_override(raw, item, Path(path))
     missing: list[str] = []
@@ -439,6 +455,10 @@ def unresolved_variables(path: str | Path, overrides: list[str] = ()) -> list[st
         ),
     )
     return sorted(set(missing))
+
+
+def _suite_text(path: Path) -> str:
+    return read_text_utf8(path, "the suite file", "save the suite file as UTF-8 (TOML files are UTF-8)")
 
 
 def _walk_strings(node: Any, visit) -> None:
@@ -504,7 +524,8 @@ def format_validation_error(path: Path, exc: ValidationError) -> str:
         and (close := difflib.get_close_matches(str(err["loc"][-1]), _fields_at(Suite, err["loc"][:-1]), 1, 0.6))
     }
     for err in errors:
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        is_key = err["loc"][-1:] == ("[key]",)  # a dict key (stage, arm, benchmark name) failed
+        loc = ".".join(str(p) for p in err["loc"][: -2 if is_key else None]) or "(top level)"
         if err["type"] == "missing" and tuple(err["loc"]) in misspelt:
             continue
         if err["type"] == "extra_forbidden":
@@ -514,7 +535,8 @@ def format_validation_error(path: Path, exc: ValidationError) -> str:
         else:
             msg = err["msg"].removeprefix("Value error, ")
             got = err.get("input")
-            shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+            quoted = isinstance(got, dict | list) or got is None or (isinstance(got, str) and repr(got) in msg)
+            shown = "" if quoted else f" (got {got!r})"
             where = f"{loc}: " if err["loc"] else ""  # suite-wide checks name their fields themselves
             lines.append(f"{path}: {where}{msg}{shown}")
     return "\n".join(lines)

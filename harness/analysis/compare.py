@@ -27,6 +27,7 @@ from harness.analysis.stats import (
     seed_mean_ci,
 )
 from harness.errors import InvalidInput
+from harness.run_checks import check_usable_runs, refusal_removes
 from harness.store import ResultsIndex, atomic_write_json, index_path, read_json
 
 SCHEMA_VERSION = 1
@@ -222,8 +223,10 @@ def compare_suite(
     runs/<suite>` needs nothing else; when None, gates of an earlier parity.json are kept.
     """
     suite_dir = Path(suite_dir)
-    runs = load_runs(suite_dir)
-    pairs = pair_runs(runs)
+    with refusal_removes(suite_dir / PARITY_FILE):  # no gate passes on a parity.json of refused runs
+        runs = load_runs(suite_dir)
+        check_usable_runs(runs)  # each metrics.jsonl whole: steps once each, in order
+        pairs = pair_runs(runs)
     comparisons = [compare_pair(p, seed=seed, n_resamples=n_resamples) for p in pairs]
     attach_noise_floor(comparisons)  # BF16 control arms: mark them, give FP8 rows their noise floor
     if gates is not None:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from harness.analysis.stats import median_ci
 from harness.errors import InvalidInput
-from harness.store import RunDir, atomic_write_json, atomic_write_text
+from harness.names import RULE, is_safe_name
+from harness.store import RunDir, atomic_write_json, atomic_write_text, read_json
 from harness.suite import RunSpec, fingerprint
 from harness.train.precision.registry import RECIPES, is_emulated
 
@@ -197,18 +198,42 @@ def _summary(run_id: str, spec: RunSpec, records: list[dict]) -> dict:
     }  # fmt: skip
 
 
+def check_out(out: Path, names: dict[str, str]) -> None:
+    """--out must be a folder that holds no run but an earlier import; its name and the other names
+    become folder names and ids (harness/names.py)."""
+    if out.exists() and not out.is_dir():
+        raise InvalidInput(f"--out {out}: is a file; pass the run folder to write, e.g. runs/megatron-1.5b/cpt-fp8-s0")
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        status = read_json(manifest, "manifest.json").get("status")
+        if status != "imported":
+            raise InvalidInput(
+                f"--out {out}: holds a run of status {status!r}, not an earlier import; importing would overwrite "
+                "it, so pass another --out"
+            )
+    for flag, value in {"--out (its folder name is the run id)": out.name, **names}.items():
+        if not is_safe_name(value):
+            raise InvalidInput(f"{flag}: {value!r} is not a safe name: {RULE}")
+
+
 def import_run(source: Path, out: Path, *, arm: str, recipe: str, stage: str = "cpt", seed: int = 0,
                suite: str | None = None, label: str | None = None, seq_len: int | None = None) -> RunDir:  # fmt: skip
     """Write a run directory at `out` from a Megatron log file, a TensorBoard folder or a W&B run."""
     source, out = Path(source), Path(out)
     if recipe not in RECIPES:
         raise InvalidInput(f"--recipe {recipe!r}: unknown; use one of {', '.join(RECIPES)}")
+    suite = suite or out.resolve().parent.name
+    check_out(out, {"--arm": arm, "--stage": stage, "--suite (default: the name of --out's parent folder)": suite})
     if is_wandb_source(source):
         kind, records = "wandb", read_wandb(source)
     elif source.is_dir():
         kind, records = "tensorboard", read_tensorboard(source)
     elif source.is_file():
-        kind, records = "megatron-log", parse_megatron_log(source.read_text(errors="replace"), seq_len)
+        try:
+            text = source.read_bytes().decode("utf-8", errors="replace")  # a log may hold stray bytes
+        except OSError as exc:
+            raise InvalidInput(f"{source}: cannot read ({exc.strerror}); pass a readable Megatron-LM log") from None
+        kind, records = "megatron-log", parse_megatron_log(text, seq_len)
         if not records:
             raise InvalidInput(f"{source}: no Megatron 'iteration N/M | ...' lines found; pass a training log")
     else:
@@ -217,7 +242,7 @@ def import_run(source: Path, out: Path, *, arm: str, recipe: str, stage: str = "
         )
     batch = next((r.get("global_batch_size") for r in records if r.get("global_batch_size")), 1)
     spec = RunSpec.model_validate({
-        "suite": suite or out.resolve().parent.name, "run_id": out.name, "stage_name": stage, "arm": arm,
+        "suite": suite, "run_id": out.name, "stage_name": stage, "arm": arm,
         "recipe": recipe, "seed": seed,
         "stage": {"kind": stage if stage in ("cpt", "sft") else "cpt", "data": {"path": f"imported:{kind}"},
                   "seq_len": seq_len or 1, "global_batch_size": batch, "micro_batch_size": 1,

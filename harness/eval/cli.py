@@ -41,6 +41,8 @@ def configure_eval(parser: argparse.ArgumentParser):
 
 def _eval_config(args, base):
     """The EvalConfig to use: the run's (or defaults) with command-line flags on top."""
+    from pydantic import ValidationError
+
     from harness.suite import BenchmarkConfig, EvalConfig
 
     names = [n.strip() for n in args.bench.split(",") if n.strip()] if args.bench else None
@@ -70,7 +72,12 @@ def _eval_config(args, base):
             )
             if v is not None
         }
-        benchmarks[name] = BenchmarkConfig.model_validate({**current.model_dump(), **updates})
+        try:
+            benchmarks[name] = BenchmarkConfig.model_validate({**current.model_dump(), **updates})
+        except ValidationError as exc:  # e.g. --samples 0: the flag's name, not pydantic's report
+            err = exc.errors()[0]
+            flag = "--" + str(err["loc"][0]).replace("_", "-")
+            raise InvalidInput(f"{flag} {err['input']!r}: {err['msg']} (see harness eval --help)") from None
     config.benchmarks = {**config.benchmarks, **benchmarks}
     return config, names
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from harness.data.builtin import builtin_records, is_builtin
 from harness.errors import InvalidInput
+from harness.textio import decode_utf8
 from harness.train.sft import conversation, resolve_format, sft_example
 
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".arrow": "arrow", ".csv": "csv"}
@@ -110,10 +111,9 @@ def _read_file(file: Path) -> tuple[list, str, str, list[int]]:
     """(rows, file name, "line" | "row", their line or row numbers) of one local data file."""
     if file.suffix in (".jsonl", ".json"):
         try:
-            text = file.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = file.read_bytes()[: exc.start].count(b"\n") + 1
-            raise InvalidInput(f"{file}:{line}: not UTF-8 text ({exc.reason}); re-encode the file as UTF-8") from None
+            text = decode_utf8(file.read_bytes(), file, "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+        except InvalidInput as exc:
+            raise InvalidInput(f"data.path: {exc}") from None
         if file.suffix == ".json" and text.lstrip().startswith("["):
             try:
                 rows = json.loads(text)
@@ -188,9 +188,9 @@ def tokenize_cpt(records: Records, tokenizer, seq_len: int, cfg) -> TokenizedDat
     for i, row in enumerate(records.rows):
         text = row.get(cfg.text_column) if isinstance(row, dict) else None
         if text is not None and not isinstance(text, str):
-            raise InvalidInput(
-                f"{records.where(i)}: {cfg.text_column}: expected a string, got {type(text).__name__}; "
-                "fix the record or set data.text_column"
+            raise InvalidInput(  # the tokenizer would fail with a bare TypeError
+                f"data.path: {records.where(i)}: {cfg.text_column!r} is {type(text).__name__} {text!r:.60}, not a "
+                f"string; every document's {cfg.text_column!r} must be text (null skips the row)"
             )
         if text:
             texts.append(text)

@@ -45,6 +45,9 @@ evaluate = false
 
 [telemetry]
 warmup_steps = 1
+
+[gates]
+max_loss_rel_error = 0.5
 """
 
 
@@ -127,6 +130,16 @@ def session_states(sid: int) -> list[str]:
         if int(fields[3]) == sid and fields[0] != "Z":
             states.append(fields[0])
     return states
+
+
+def wait_session_gone(sid: int, timeout_s: float = 60.0) -> None:
+    """Block until no live process of session `sid` is left (after a SIGKILL to its group: the
+    processes die asynchronously, and a lock is free only once its holder is gone); polls /proc."""
+    deadline = time.monotonic() + timeout_s
+    while session_processes(sid):
+        if time.monotonic() > deadline:
+            pytest.fail(f"processes of session {sid} still alive after {timeout_s} s: {session_processes(sid)}")
+        time.sleep(0.05)  # polling a condition, not waiting for time to pass
 
 
 def session_processes(sid: int) -> list[str]:

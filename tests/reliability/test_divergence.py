@@ -14,8 +14,6 @@ from relkit import write_suite
 from harness.cli import main
 from harness.store import RunDir
 
-GATES = "\n[gates]\nmax_loss_rel_error = 0.5\n"
-
 
 @pytest.mark.parametrize(
     ("override", "reason"),
@@ -25,7 +23,7 @@ GATES = "\n[gates]\nmax_loss_rel_error = 0.5\n"
     ],
 )
 def test_a_diverged_arm_fails_the_run_the_report_and_the_gate(tmp_path, corpus, capsys, override, reason):
-    suite = write_suite(tmp_path, corpus, extra=GATES)
+    suite = write_suite(tmp_path, corpus)  # gated on max_loss_rel_error
     runs, report = tmp_path / "runs", tmp_path / "report"
     argv = ["run", str(suite), "--set", override, "--runs-dir", str(runs), "--report-dir", str(report), "--quiet"]
     assert main(argv) == 3
