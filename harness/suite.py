@@ -18,9 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import InvalidInput
-from harness.train.precision.registry import RECIPES
-
-PRESETS = ("tiny", "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b")
+from harness.recipes import RECIPES
+from harness.train.presets import PRESETS
 
 
 class Strict(BaseModel):
@@ -31,7 +30,7 @@ class Strict(BaseModel):
 
 class ModelConfig(Strict):
     path: str | None = None  # local Hugging Face checkpoint; wins over preset when set
-    preset: Literal[PRESETS] | None = None  # random-init shape when no path is given
+    preset: Literal[tuple(PRESETS)] | None = None  # random-init shape when no path is given
     num_layers: int | None = Field(None, gt=0)  # override a preset's depth (e.g. an 8-layer slice)
     tokenizer: str | None = None  # local path, "builtin:tiny-bpe" or "qwen"; default from path/preset
     dtype: Literal["bfloat16", "float32"] = "bfloat16"  # of the exported checkpoints/final

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from harness.analysis.stats import median_ci
 from harness.errors import InvalidInput
+from harness.recipes import RECIPES, is_emulated
 from harness.store import RunDir, atomic_write_json, atomic_write_text
 from harness.suite import RunSpec, fingerprint
-from harness.train.precision.registry import RECIPES, is_emulated
 
 MB = 1024 * 1024
 _ITERATION = re.compile(r"iteration\s+(\d+)\s*/\s*(\d+)\s*\|(.*)")

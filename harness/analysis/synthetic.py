@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.recipes import is_emulated
 from harness.store import RunDir, atomic_write_json
 from harness.suite import Suite, plan
-from harness.train.precision.registry import is_emulated
 
 GB = 1e9
 
