@@ -89,6 +89,12 @@ class RunDir:
     summary = property(lambda self: self.path / "summary.json")
     tensorboard = property(lambda self: self.path / "tensorboard")
     profile = property(lambda self: self.path / "profile.json")  # only with telemetry.profile_steps
+    # The Hugging Face export that eval, vLLM and a later stage's init_from read.
+    final_checkpoint = property(lambda self: self.checkpoints / "final")
+
+    def sibling(self, run_id: str) -> RunDir:
+        """Another run of the same suite folder (e.g. the run a stage's init_from names)."""
+        return RunDir(self.path.parent / run_id)
 
     @property
     def run_id(self) -> str:
