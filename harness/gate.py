@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import sqlite3
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.analysis.results import Comparison, Parity, parity_from, read_parity
 from harness.errors import InvalidInput
-from harness.store import ResultsIndex, index_path, read_json
+from harness.store import ResultsIndex, index_path
 from harness.suite import GatesConfig, Thresholds
 
 # gate name -> (GatesConfig field, "min" or "max", what the value is)
@@ -100,44 +100,45 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value + 0.0:.4g}"  # + 0.0 turns -0.0 into 0.0
 
 
-def _metric(row: dict, gate: str) -> tuple[float | None, str]:
-    speed, memory, loss = row.get("speed") or {}, row.get("memory") or {}, row.get("loss") or {}
+def _metric(row: Comparison, gate: str) -> tuple[float | None, str]:
+    speed, memory, loss = row.speed, row.memory, row.loss
     if gate == "speedup":
-        est = speed.get("speedup") or {}
-        ci = f"95% CI [{_fmt(est.get('ci_low'))}, {_fmt(est.get('ci_high'))}]" if est else "no steady step times"
-        return est.get("value"), ci
+        est = speed.speedup if speed else None
+        ci = f"95% CI [{_fmt(est.ci_low)}, {_fmt(est.ci_high)}]" if est else "no steady step times"
+        return (est.value if est else None), ci
     if gate == "memory_ratio":
-        if memory.get("alloc_ratio") is not None:
-            return memory["alloc_ratio"], "allocator peak"
-        return memory.get("nvml_ratio"), "NVML peak" if memory.get("nvml_ratio") is not None else "no memory peaks"
+        if memory is None:
+            return None, "no memory peaks"
+        return memory.headline_ratio, memory.headline_source or "no memory peaks"
     if gate == "loss_excess_over_control":
-        if loss.get("noise_floor") is None:
+        if loss is None or loss.noise_floor is None:
             return None, 'no BF16 control arm for this stage and seed; add one, e.g. [arms] bf16-control = "bf16"'
-        return loss.get("excess_over_noise"), f"control {loss['control_arm']}: {loss['noise_floor']:.4g}"
-    return loss.get("max_rel_error"), f"{loss.get('steps_compared', 0)} steps compared"
+        return loss.excess_over_noise, f"control {loss.control_arm}: {loss.noise_floor:.4g}"
+    return (loss.max_rel_error if loss else None), f"{loss.steps_compared if loss else 0} steps compared"
 
 
-def run_gates(parity: dict, gates: GatesConfig, *, history: list[dict] | None = None) -> GateResult:
+def run_gates(parity: Parity | dict, gates: GatesConfig, *, history: list[dict] | None = None) -> GateResult:
     """Check every comparison of a parity.json against the gates; history (results-index rows)
     enables the max_regression gate against the last passing comparison of the same arm."""
     result = GateResult()
-    comparisons = parity.get("comparisons")
-    if not isinstance(comparisons, list) or not comparisons:
+    parity = parity if isinstance(parity, Parity) else parity_from(parity)
+    comparisons = parity.comparisons
+    if not comparisons:
         result.problems.append("parity.json has no comparisons; run `harness compare runs/<suite>` first")
         return result
     if not gates.any_set():
         result.problems.append("no gates set; add [gates] to the suite or pass --min-speedup / --max-memory-ratio ...")
         return result
     for row in comparisons:
-        stage_gates = gates.for_stage(row.get("stage"))  # [gates.stages.NAME] when the stage has one
+        stage_gates = gates.for_stage(row.stage)  # [gates.stages.NAME] when the stage has one
         active = {
             n: getattr(stage_gates, cfg) for n, (cfg, _, _) in GATES.items() if getattr(stage_gates, cfg) is not None
         }
-        label = row.get("id", "?") + (" [EMULATED]" if row.get("emulated") else "")
-        if row.get("status") != "ok":
-            result.rows.append(GateRow(label, "run", None, None, "fail", row.get("reason") or "arm failed"))
+        label = row.id + (" [EMULATED]" if row.emulated else "")
+        if row.status != "ok":
+            result.rows.append(GateRow(label, "run", None, None, "fail", row.reason or "arm failed"))
             continue
-        if row.get("control"):
+        if row.control:
             detail = "BF16 control arm: the noise floor of the FP8 arms, not gated as FP8"
             result.rows.append(GateRow(label, "control", None, None, "skipped", detail))
             continue
@@ -152,64 +153,60 @@ def run_gates(parity: dict, gates: GatesConfig, *, history: list[dict] | None = 
         if stage_gates.max_score_drop is not None:
             _score_rows(result, label, row, stage_gates.max_score_drop)
         if stage_gates.max_regression is not None and history is not None:
-            _regression_rows(result, label, parity.get("suite"), row, stage_gates.max_regression, history)
+            _regression_rows(result, label, parity.suite, row, stage_gates.max_regression, history)
     _loss_bias_rows(result, parity, gates)
     return result
 
 
-def _loss_bias_rows(result: GateResult, parity: dict, gates: GatesConfig) -> None:
+def _loss_bias_rows(result: GateResult, parity: Parity, gates: GatesConfig) -> None:
     """One row per (stage, FP8 arm): the mean over seeds of FP8's signed loss error (summary loss_bias)."""
-    for s in parity.get("summary") or []:
-        limit = gates.for_stage(s.get("stage")).max_loss_bias
+    for s in parity.summary:
+        limit = gates.for_stage(s.stage).max_loss_bias
         if limit is None:
             continue
-        if s.get("verdict") in ("control", "failed"):
+        if s.verdict in ("control", "failed"):
             continue  # a control is not FP8; a failed seed already fails as a `run` row
-        label = f"{s['stage']}/{s['arm']} (seeds {', '.join(map(str, s['seeds']))})"
-        if s.get("emulated"):
+        label = f"{s.stage}/{s.arm} (seeds {', '.join(map(str, s.seeds))})"
+        if s.emulated:
             label += " [EMULATED]"
-        bias = s.get("loss_bias")
+        bias = s.loss_bias
         if bias is None:
             detail = "no signed loss error in parity.json; re-run `harness compare` with this harness version"
             result.rows.append(GateRow(label, "loss_bias", limit, None, "missing", detail))
             continue
         ci = (
-            f"95% t interval [{_fmt(bias['ci_low'])}, {_fmt(bias['ci_high'])}] over {bias['n']} seeds"
-            if bias["ci_low"] is not None
+            f"95% t interval [{_fmt(bias.ci_low)}, {_fmt(bias.ci_high)}] over {bias.n} seeds"
+            if bias.ci_low is not None
             else "1 seed, no interval: add seeds for one"
         )
-        status = "pass" if bias["value"] <= limit else "fail"
+        status = "pass" if bias.value <= limit else "fail"
         detail = f"mean over seeds of (FP8 - BF16) / BF16 loss, positive: FP8 higher; {ci}"
-        result.rows.append(GateRow(label, "loss_bias", limit, bias["value"], status, detail))
+        result.rows.append(GateRow(label, "loss_bias", limit, bias.value, status, detail))
 
 
-def _score_rows(result: GateResult, label: str, row: dict, max_drop: float) -> None:
-    evals = row.get("eval") or {}
-    if not evals and row.get("evaluate") is False:
+def _score_rows(result: GateResult, label: str, row: Comparison, max_drop: float) -> None:
+    evals = row.eval
+    if not evals and row.evaluate is False:
         result.rows.append(GateRow(label, "score_drop", max_drop, None, "skipped", "stage has evaluate = false"))
     elif not evals:
         result.rows.append(GateRow(label, "score_drop", max_drop, None, "missing", "no eval results in both arms"))
     for bench, e in sorted(evals.items()):
-        delta = (e.get("delta") or {}).get("value")
-        drop = None if delta is None else -delta
-        status = "missing" if drop is None else ("pass" if drop <= max_drop else "fail")
-        ci = e.get("delta") or {}
-        detail = (
-            f"BF16 - FP8 avg@{e.get('k')} points; delta 95% CI [{_fmt(ci.get('ci_low'))}, {_fmt(ci.get('ci_high'))}]"
-        )
+        drop = -e.delta.value
+        status = "pass" if drop <= max_drop else "fail"
+        detail = f"BF16 - FP8 avg@{e.k} points; delta 95% CI [{_fmt(e.delta.ci_low)}, {_fmt(e.delta.ci_high)}]"
         result.rows.append(GateRow(label, f"score_drop:{bench}", max_drop, drop, status, detail))
 
 
-def _regression_rows(result: GateResult, label: str, suite: str | None, row: dict, limit: float,
+def _regression_rows(result: GateResult, label: str, suite: str | None, row: Comparison, limit: float,
                      history: list[dict]) -> None:  # fmt: skip
-    same = [h for h in history if h.get("suite") == suite and h.get("stage") == row["stage"]
-            and h.get("arm") == row["arm"] and h.get("seed") == row["seed"] and h.get("gate_passed") == 1]  # fmt: skip
+    same = [h for h in history if h.get("suite") == suite and h.get("stage") == row.stage
+            and h.get("arm") == row.arm and h.get("seed") == row.seed and h.get("gate_passed") == 1]  # fmt: skip
     if not same:
         result.rows.append(GateRow(label, "regression", limit, None, "pass", "no earlier passing comparison"))
         return
     last = same[-1]
-    current = (row.get("speed") or {}).get("speedup") or {}
-    value, previous = current.get("value"), last.get("speedup")
+    current = row.speed.speedup if row.speed else None
+    value, previous = (current.value if current else None), last.get("speedup")
     if value is None or previous is None:
         result.rows.append(GateRow(label, "regression:speedup", limit, None, "missing", "speed-up unavailable"))
         return
@@ -222,21 +219,18 @@ def _regression_rows(result: GateResult, label: str, suite: str | None, row: dic
 # ---------------------------------------------------------------- command line
 
 
-def load_parity(target: Path) -> tuple[dict, Path]:
+def load_parity(target: Path) -> tuple[Parity, Path]:
     """parity.json from a file or a suite runs folder."""
     path = target / "parity.json" if target.is_dir() else target
     if not path.is_file():
         suite_dir = target if target.is_dir() else target.parent
         raise InvalidInput(f"{path}: not found; run `harness compare {suite_dir}` first")
-    parity = read_json(path, "parity.json")
-    if not isinstance(parity, dict) or "comparisons" not in parity:
-        raise InvalidInput(f"{path}: not a parity.json (no 'comparisons'); pass runs/<suite> or its parity.json")
-    return parity, path
+    return read_parity(path), path
 
 
-def resolve_gates(parity: dict, args: argparse.Namespace) -> GatesConfig:
+def resolve_gates(parity: Parity, args: argparse.Namespace) -> GatesConfig:
     """parity.json["gates"] overridden by any flag given on the command line (in every stage's table too)."""
-    stored = dict(parity.get("gates") or {})
+    stored = parity.gates.model_dump(exclude_none=True) if parity.gates else {}
     flags = {f: getattr(args, f) for f in Thresholds.model_fields if getattr(args, f, None) is not None}
     stages = stored.pop("stages", None) or {}
     try:
@@ -245,24 +239,19 @@ def resolve_gates(parity: dict, args: argparse.Namespace) -> GatesConfig:
         raise InvalidInput(f"gates: invalid threshold ({exc})") from None
 
 
-def mark_gated(index_file: Path, parity: dict, passed: bool) -> None:
+def mark_gated(index_file: Path, parity: Parity, passed: bool) -> None:
     """Set gate_passed on this parity.json's rows in the results index (for regression gates)."""
-    if not index_file.is_file() or parity.get("recorded_at") is None:
-        return
-    ResultsIndex(index_file)  # ensures the schema exists
-    with sqlite3.connect(index_file, timeout=30.0) as conn:
-        conn.execute("UPDATE comparisons SET gate_passed = ? WHERE suite = ? AND recorded_at = ?",
-                     (int(passed), parity.get("suite"), parity["recorded_at"]))  # fmt: skip
-    conn.close()
+    if index_file.is_file():
+        ResultsIndex(index_file).mark_gated(parity.suite, parity.recorded_at, passed)
 
 
-def gate_and_record(parity: dict, gates: GatesConfig, index_file: Path) -> GateResult:
+def gate_and_record(parity: Parity, gates: GatesConfig, index_file: Path) -> GateResult:
     """run_gates with the index's earlier comparisons as history (for max_regression), then
     record pass/fail on this comparison's index rows; what `harness gate` and `harness run` do."""
     history = None
     if gates.max_regression is not None and index_file.is_file():
-        history = [h for h in ResultsIndex(index_file).comparisons(parity.get("suite"))
-                   if h.get("recorded_at") != parity.get("recorded_at")]  # fmt: skip
+        history = [h for h in ResultsIndex(index_file).comparisons(parity.suite)
+                   if h.get("recorded_at") != parity.recorded_at]  # fmt: skip
     result = run_gates(parity, gates, history=history)
     if result.exit_code != 2:
         mark_gated(index_file, parity, result.passed)

@@ -270,6 +270,12 @@ class ResultsIndex:
                 ),
             )
 
+    def mark_gated(self, suite: str, recorded_at: float, passed: bool) -> None:
+        """Set gate_passed on the comparisons one `harness compare` recorded (regression gates read it)."""
+        with self._connect() as conn:
+            conn.execute("UPDATE comparisons SET gate_passed = ? WHERE suite = ? AND recorded_at = ?",
+                         (int(passed), suite, recorded_at))  # fmt: skip
+
     def comparisons(self, suite: str | None = None) -> list[dict]:
         query = "SELECT * FROM comparisons" + (" WHERE suite = ?" if suite else "") + " ORDER BY recorded_at, id"
         with self._connect() as conn:

@@ -72,7 +72,7 @@ def test_a_failed_arm_fails_the_gate(tmp_path):
 def test_score_drop_gate_uses_the_fp8_minus_bf16_delta(tmp_path):
     suite_dir = write_synthetic_suite(tmp_path / "runs", accuracy_shift={"fp8": -0.4}, n_problems=40, k=8)
     parity = compare_suite(suite_dir, n_resamples=100)
-    delta = parity["comparisons"][0]["eval"]["aime24"]["delta"]["value"]
+    delta = parity.comparisons[0].eval["aime24"].delta.value
     result = run_gates(parity, GatesConfig(max_score_drop=5.0))
     assert result.exit_code == 1
     assert result.rows[0].gate == "score_drop:aime24" and result.rows[0].value == pytest.approx(-delta)
@@ -102,8 +102,8 @@ def test_table_and_junit_mark_emulated_comparisons(tmp_path):
 def test_score_gate_is_skipped_for_a_stage_that_is_not_evaluated(tmp_path):
     suite_dir = write_synthetic_suite(tmp_path / "runs")
     parity = compare_suite(suite_dir, n_resamples=100, record=False)
-    row = parity["comparisons"][0]
-    row["eval"], row["evaluate"] = {}, False
+    row = parity.comparisons[0]
+    row.eval, row.evaluate = {}, False
     assert run_gates(parity, GatesConfig(max_score_drop=5.0)).exit_code == 2  # nothing checked at all
     result = run_gates(parity, GatesConfig(max_score_drop=5.0, max_loss_rel_error=0.05))
     assert result.exit_code == 0
@@ -130,8 +130,8 @@ def test_loss_bias_gate_averages_the_signed_error_over_seeds(tmp_path, capsys):
 def test_loss_bias_gate_without_the_signed_error_is_missing(tmp_path):
     suite_dir = write_synthetic_suite(tmp_path / "runs")
     parity = compare_suite(suite_dir, n_resamples=100)
-    for s in parity["summary"]:
-        del s["loss_bias"]  # a parity.json from before the field existed
+    for s in parity.summary:
+        s.loss_bias = None  # a parity.json from before the field existed
     result = run_gates(parity, GatesConfig(max_loss_bias=0.01))
     assert result.exit_code == 2 and "re-run `harness compare`" in result.rows[-1].detail
 

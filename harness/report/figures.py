@@ -45,30 +45,35 @@ _HORIZONTAL = (
 
 def _colors(data: ReportData) -> dict[str, str]:
     """Baseline arm first (blue), the others in palette order, stable across figures."""
-    base = data.parity.get("baseline_arm")
+    base = data.parity.baseline_arm
     arms = sorted({s.run.spec.arm for s in data.runs.values()}, key=lambda a: (a != base, a))
     return {arm: PALETTE[i % len(PALETTE)] for i, arm in enumerate(arms)}
 
 
+def loss_figure_name(comparison_id: str) -> str:
+    return f"loss-{comparison_id.replace('/', '-')}"
+
+
 def loss_figure(data: ReportData, comparison_id: str) -> Figure:
-    """Smoothed loss of both arms (raw faint behind), relative error beneath with the 0.25% bar."""
-    row = next(r for r in data.parity["comparisons"] if r["id"] == comparison_id)
-    curve = data.loss_curves[comparison_id]
+    """Smoothed loss of both arms (raw faint behind), windowed relative error beneath with the 0.25% bar."""
+    row = next(r for r in data.parity.comparisons if r.id == comparison_id)
     colors = _colors(data)
     with plt.rc_context(STYLE):
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.4), sharex=True, height_ratios=(2, 1))
         for side in ("baseline", "candidate"):
-            series = data.runs[row[side]["run_id"]]
+            series = data.runs[getattr(row, side).run_id]
             color = colors[series.run.spec.arm]
             raw = [(s, v) for s, v in zip(series.steps, series.loss, strict=True) if v is not None]
             if raw:
                 top.plot(*zip(*raw, strict=True), color=color, alpha=0.3, lw=0.8)
-            steps, smooth = curve[f"{side}_smoothed"]
+            steps, smooth = series.smoothed
             top.plot(steps, smooth, color=color, lw=1.6, label=series.label)
         top.set_ylabel("training loss")
         top.set_title(f"Loss: {comparison_id}")
         top.legend(loc="upper right")
-        bottom.plot(curve["steps"], [100 * e for e in curve["rel_error"]], color="#444444", lw=1.2)
+        loss = row.loss
+        bottom.step(loss.window_end_steps, [100 * e for e in loss.window_rel_error], where="pre", color="#444444",
+                    lw=1.2)  # fmt: skip
         bottom.axhline(100 * DEEPSEEK_V3_BAR, color="#b23a48", ls="--", lw=1, label="0.25% (DeepSeek-V3)")
         bottom.set_ylabel("rel. error (%)")
         bottom.set_xlabel("optimiser step")
@@ -160,18 +165,18 @@ def kernel_figure(data: ReportData) -> Figure | None:
 
 def eval_figure(data: ReportData) -> Figure | None:
     """Forest plot: FP8 - BF16 avg@k per benchmark and comparison, 95% CI, margin band."""
-    items = [(f"{r['id']} {b}", e) for r in data.parity["comparisons"] if r["status"] == "ok"
-             for b, e in sorted(r["eval"].items())]  # fmt: skip
+    items = [(f"{r.id} {b}", e) for r in data.parity.comparisons if r.status == "ok"
+             for b, e in sorted(r.eval.items())]  # fmt: skip
     if not items:
         return None
-    margin = data.parity.get("margin_points") or 0
+    margin = data.parity.margin_points or 0
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6.4, 1.4 + 0.4 * len(items)))
         ax.axvspan(-margin, margin, color="#3a9d5d", alpha=0.12)
         ax.axvline(0, color="#444444", lw=0.8)
         for i, (_, e) in enumerate(items):
-            d = e["delta"]
-            ax.errorbar(d["value"], i, xerr=[[d["value"] - d["ci_low"]], [d["ci_high"] - d["value"]]], fmt="o",
+            d = e.delta
+            ax.errorbar(d.value, i, xerr=[[d.value - d.ci_low], [d.ci_high - d.value]], fmt="o",
                         color="#3b5b92", capsize=3)  # fmt: skip
         ax.set_yticks(range(len(items)), [name for name, _ in items])
         ax.invert_yaxis()
@@ -187,29 +192,29 @@ def loss_bias_figure(data: ReportData) -> Figure | None:
     Whether FP8 costs loss shows in where the seeds' points sit together, not in one seed's
     distance (docs/REPORT.md); BF16 control arms are drawn in grey. None without signed errors.
     """
-    rows = [r for r in data.parity["comparisons"] if r["status"] == "ok"
-            and (r.get("loss") or {}).get("mean_signed_rel_error") is not None]  # fmt: skip
+    rows = [r for r in data.parity.comparisons if r.status == "ok" and r.loss is not None
+            and r.loss.mean_signed_rel_error is not None]  # fmt: skip
     if not rows:
         return None
-    summary = {(s["stage"], s["arm"]): s for s in data.parity.get("summary", [])}
-    groups = sorted({(r["stage"], r["arm"]) for r in rows}, key=lambda g: (any(
-        r.get("control") for r in rows if (r["stage"], r["arm"]) == g), g))  # fmt: skip
+    groups = sorted({(r.stage, r.arm) for r in rows}, key=lambda g: (any(
+        r.control for r in rows if (r.stage, r.arm) == g), g))  # fmt: skip
     colors = _colors(data)
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6.4, 1.4 + 0.45 * len(groups)))
         ax.axvspan(-100 * DEEPSEEK_V3_BAR, 100 * DEEPSEEK_V3_BAR, color="#3a9d5d", alpha=0.12)
         ax.axvline(0, color="#444444", lw=0.8)
         for i, (stage, arm) in enumerate(groups):
-            mine = [r for r in rows if (r["stage"], r["arm"]) == (stage, arm)]
-            color = "#8c8c8c" if mine[0].get("control") else colors.get(arm, PALETTE[1])
-            ax.plot([100 * r["loss"]["mean_signed_rel_error"] for r in mine], [i] * len(mine), "o", ms=4,
+            mine = [r for r in rows if (r.stage, r.arm) == (stage, arm)]
+            color = "#8c8c8c" if mine[0].control else colors.get(arm, PALETTE[1])
+            ax.plot([100 * r.loss.mean_signed_rel_error for r in mine], [i] * len(mine), "o", ms=4,
                     mfc="none", color=color)  # fmt: skip
-            bias = (summary.get((stage, arm)) or {}).get("loss_bias")
-            if bias and bias["ci_low"] is not None:
-                ax.errorbar(100 * bias["value"], i, xerr=[[100 * (bias["value"] - bias["ci_low"])],
-                            [100 * (bias["ci_high"] - bias["value"])]], fmt="D", color=color, capsize=3)  # fmt: skip
-        labels = [f"{stage}/{arm}" + (" (control)" if any(r.get("control") for r in rows
-                  if (r["stage"], r["arm"]) == (stage, arm)) else "") for stage, arm in groups]  # fmt: skip
+            summary = data.parity.summary_of(stage, arm)
+            bias = summary.loss_bias if summary else None
+            if bias and bias.ci_low is not None:
+                ax.errorbar(100 * bias.value, i, xerr=[[100 * (bias.value - bias.ci_low)],
+                            [100 * (bias.ci_high - bias.value)]], fmt="D", color=color, capsize=3)  # fmt: skip
+        labels = [f"{stage}/{arm}" + (" (control)" if any(r.control for r in rows
+                  if (r.stage, r.arm) == (stage, arm)) else "") for stage, arm in groups]  # fmt: skip
         ax.set_yticks(range(len(groups)), labels)
         ax.invert_yaxis()
         ax.set_xlabel("signed loss error (FP8 - BF16) / BF16 (%): circles per seed, diamond mean over seeds\n"
@@ -222,9 +227,10 @@ def loss_bias_figure(data: ReportData) -> Figure | None:
 def all_figures(data: ReportData) -> dict[str, Figure | None]:
     """name -> figure, in report order (None: not drawable from this suite's data)."""
     figs: dict[str, Figure | None] = {}
-    for row in data.parity["comparisons"]:
-        if row["id"] in data.loss_curves and data.loss_curves[row["id"]]["steps"]:
-            figs[f"loss-{row['id'].replace('/', '-')}"] = loss_figure(data, row["id"])
+    for row in data.parity.comparisons:
+        drawable = row.baseline.run_id in data.runs and row.candidate.run_id in data.runs
+        if drawable and row.loss is not None and row.loss.window_end_steps:
+            figs[loss_figure_name(row.id)] = loss_figure(data, row.id)
     figs["loss-bias"] = loss_bias_figure(data)
     figs["step-times"] = step_time_figure(data)
     figs["nvml"] = nvml_figure(data)

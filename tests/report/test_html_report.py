@@ -6,7 +6,7 @@ from harness.analysis.compare import compare_suite
 from harness.analysis.synthetic import synthetic_suite, write_synthetic_suite
 from harness.cli import main
 from harness.report.html import write_report
-from harness.report.tables import eval_rows, headline_rows, latex_escape, to_latex, to_markdown
+from harness.report.tables import eval_table, headline_table, latex_escape, to_latex, to_markdown
 
 PLANTED = "<script>alert(1)</script>"
 
@@ -99,23 +99,23 @@ def test_tables_escape_latex_and_markdown():
 
 
 def test_loss_bias_cell_carries_sign_interval_and_seed_count():
+    from harness.analysis.results import SeedMean
     from harness.report.tables import loss_bias
 
-    assert loss_bias({"value": 0.0091, "ci_low": None, "ci_high": None, "n": 1}) == "+0.91% (1 seed)"
-    assert (
-        loss_bias({"value": 0.0021, "ci_low": -0.004, "ci_high": 0.0082, "n": 3}) == "+0.21% [-0.40, +0.82] (3 seeds)"
-    )
+    assert loss_bias(SeedMean(value=0.0091, ci_low=None, ci_high=None, n=1)) == "+0.91% (1 seed)"
+    assert loss_bias(SeedMean(value=0.0021, ci_low=-0.004, ci_high=0.0082, n=3)) == "+0.21% [-0.40, +0.82] (3 seeds)"
     assert loss_bias(None) == "-"
 
 
 def test_headline_rows_are_in_infir2_terms(tmp_path):
     suite_dir = write_synthetic_suite(tmp_path / "runs")
     parity = compare_suite(suite_dir, n_resamples=200, record=False)
-    headers, rows = headline_rows(parity)
+    table = headline_table(parity)
+    headers, rows = table.headers, [r.cells for r in table.rows]
     assert headers[2:5] == ["Time reduction", "Memory reduction", "Throughput increase"]
     assert rows[0][3] == f"{(1 - 51.7 / 57.8) * 100:.1f}%"
     assert headers[6] == "Loss vs BF16" and rows[0][6].endswith("% (1 seed)")
-    assert eval_rows(parity)[1][0][1] == "aime24"
+    assert eval_table(parity).rows[0].cells[1] == "aime24"
 
 
 def test_loss_bias_figure_shows_every_seed_and_the_mean_over_seeds(tmp_path):
