@@ -49,6 +49,7 @@ from harness.analysis.stats import (
     seed_mean_ci,
 )
 from harness.errors import InvalidInput
+from harness.gate.specs import index_values
 from harness.store import ResultsIndex, index_path
 from harness.suite import GatesConfig
 
@@ -269,9 +270,7 @@ def record_comparisons(parity: Parity, index_file: Path) -> None:
         index.record_comparison({
             "suite": parity.suite, "stage": row.stage, "seed": row.seed, "arm": row.arm,
             "baseline": row.baseline.arm, "git_sha": parity.git_sha, "recorded_at": parity.recorded_at,
-            "speedup": row.speed.speedup.value if row.speed and row.speed.speedup else None,
-            "memory_ratio": row.memory.headline_ratio if row.memory else None,
-            "loss_rel_error": row.loss.max_rel_error if row.loss else None,
+            "metrics": index_values(row),
             "scores": {b: {"baseline": e.baseline_avg_at_k, "candidate": e.candidate_avg_at_k,
                            "delta": e.delta.value} for b, e in row.eval.items()},
             "verdict": row.verdict, "gate_passed": None,

@@ -21,7 +21,8 @@ def history_rows(runs_dir: Path, suite: str | None = None) -> list[dict]:
             "when": datetime.fromtimestamp(row["recorded_at"] or 0, UTC).strftime("%Y-%m-%d %H:%M"),
             "git_sha": (row.get("git_sha") or "")[:10] or None,
             "suite": row["suite"], "stage": row["stage"], "arm": row["arm"], "seed": row["seed"],
-            "speedup": row["speedup"], "memory_ratio": row["memory_ratio"], "loss_rel_error": row["loss_rel_error"],
+            "speedup": row.get("speedup"), "memory_ratio": row.get("memory_ratio"),
+            "loss_rel_error": row.get("loss_rel_error"),
             "score_deltas": {b: s.get("delta") for b, s in (row.get("scores") or {}).items()},
             "verdict": row["verdict"], "gate_passed": row["gate_passed"],
         })  # fmt: skip
