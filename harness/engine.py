@@ -163,8 +163,8 @@ def _analyse(suite: Suite, suite_dir: Path, report_dir: Path, failed: dict[str, 
 
     console.rule("compare, report, gate")
     parity = compare_suite(suite_dir, gates=suite.gates)
-    index_html = write_report(suite_dir, report_dir, parity)
     result = gate_and_record(parity, suite.gates, index_path(suite_dir.parent))
+    index_html = write_report(suite_dir, report_dir, parity, result)  # the report shows these gate results
     print(result.table())
     print(f"report: {index_html}")
     if failed:

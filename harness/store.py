@@ -202,7 +202,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS comparisons (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     suite TEXT NOT NULL, stage TEXT, seed INTEGER, arm TEXT, baseline TEXT,
-    git_sha TEXT, recorded_at REAL, scores_json TEXT, verdict TEXT, gate_passed INTEGER
+    git_sha TEXT, recorded_at REAL, scores_json TEXT, verdict TEXT, gate_passed INTEGER, emulated INTEGER
 );
 -- plus one REAL column per gate metric (speedup, memory_ratio, ...), added by record_comparison
 """
@@ -219,6 +219,9 @@ class ResultsIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
+            have = {r[1] for r in conn.execute("PRAGMA table_info(comparisons)")}
+            if "emulated" not in have:  # an index from before emulated arms were marked
+                conn.execute("ALTER TABLE comparisons ADD COLUMN emulated INTEGER")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -251,7 +254,7 @@ class ResultsIndex:
 
     def record_comparison(self, row: dict) -> None:
         """row: suite, stage, seed, arm, baseline, git_sha, recorded_at, scores (dict), verdict, gate_passed
-        (None until gated), and `metrics`: column name -> value (the gates' values, harness.gate.specs).
+        (None until gated), emulated, and `metrics`: column name -> value (the gates' values, harness.gate.specs).
 
         A metric column this index lacks yet is added, so an index written by an older harness keeps
         working and its earlier rows read NULL there.
@@ -266,11 +269,12 @@ class ResultsIndex:
                 if name not in have:
                     conn.execute(f"ALTER TABLE comparisons ADD COLUMN {name} REAL")
             columns = ["suite", "stage", "seed", "arm", "baseline", "git_sha", "recorded_at", "scores_json",
-                       "verdict", "gate_passed", *metrics]  # fmt: skip
+                       "verdict", "gate_passed", "emulated", *metrics]  # fmt: skip
+            emulated = row.get("emulated")
             values = [row["suite"], row.get("stage"), row.get("seed"), row.get("arm"), row.get("baseline"),
                       row.get("git_sha"), row.get("recorded_at", time.time()),
                       json.dumps(_finite(row.get("scores", {}))), row.get("verdict"), row.get("gate_passed"),
-                      *(_finite(v) for v in metrics.values())]  # fmt: skip
+                      None if emulated is None else int(emulated), *(_finite(v) for v in metrics.values())]  # fmt: skip
             conn.execute(
                 f"INSERT INTO comparisons ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values
             )

@@ -17,6 +17,7 @@ from harness.analysis.control import attach_noise_floor
 from harness.analysis.loss import loss_parity, loss_verdict
 from harness.analysis.pairing import Pair, Run, load_runs, pair_runs
 from harness.analysis.results import (
+    EMULATED_COST,
     PARITY_FILE,
     SCHEMA_VERSION,
     ArmSummary,
@@ -105,6 +106,7 @@ def _memory(pair: Pair, base_records: list[dict], cand_records: list[dict]) -> t
         alloc_ratio=_ratio(cand.peak_alloc_bytes, base.peak_alloc_bytes),
         reserved_ratio=_ratio(cand.peak_reserved_bytes, base.peak_reserved_bytes),
         nvml_ratio=_ratio(cand.nvml_peak_memory_bytes, base.nvml_peak_memory_bytes),
+        rss_ratio=_ratio(cand.rss_peak_bytes, base.rss_peak_bytes),
         baseline=base,
         candidate=cand,
     )
@@ -179,7 +181,21 @@ def compare_pair(pair: Pair, *, seed: int = 0, n_resamples: int = N_RESAMPLES) -
     )
     # Overall = quality (loss and every benchmark); efficiency verdicts are reported beside it.
     row.verdict = combine_verdicts([row.verdicts.loss, *row.verdicts.eval.values()])
+    if row.emulated:
+        withhold_cost_claims(row)
     return row
+
+
+def withhold_cost_claims(row: Comparison) -> None:
+    """An emulated arm's FP8-vs-BF16 speed, memory and energy ratios are nulled and their verdicts
+    `not_measured`; each arm's own step times and peaks stay (they are what this machine measured)."""
+    row.cost_not_measured = EMULATED_COST
+    row.speed.speedup = row.speed.time_reduction_pct = row.speed.throughput_gain_pct = None
+    memory = row.memory
+    memory.alloc_ratio = memory.reserved_ratio = memory.nvml_ratio = memory.rss_ratio = None
+    memory.memory_reduction_pct = None
+    row.energy.per_token_ratio = None
+    row.verdicts.speed = row.verdicts.memory = "not_measured"
 
 
 def _avg(values) -> float | None:
@@ -206,6 +222,8 @@ def suite_summary(comparisons: list[Comparison]) -> list[ArmSummary]:
             speedup=_avg(r.speed.speedup.value if r.speed.speedup else None for r in ok),
             memory_reduction_pct=_avg(r.memory.memory_reduction_pct for r in ok),
             throughput_increase_pct=_avg(r.speed.throughput_gain_pct for r in ok),
+            memory_source=next((r.memory.headline_source for r in ok if r.memory.headline_source), None),
+            cost_not_measured=next((r.cost_not_measured for r in rows if r.cost_not_measured), None),
             loss_bias=SeedMean(**bias) if bias is not None else None,
             scores={b: SummaryScores(baseline=_avg(r.eval[b].baseline_avg_at_k for r in ok if b in r.eval),
                                      candidate=_avg(r.eval[b].candidate_avg_at_k for r in ok if b in r.eval),
@@ -273,5 +291,5 @@ def record_comparisons(parity: Parity, index_file: Path) -> None:
             "metrics": index_values(row),
             "scores": {b: {"baseline": e.baseline_avg_at_k, "candidate": e.candidate_avg_at_k,
                            "delta": e.delta.value} for b, e in row.eval.items()},
-            "verdict": row.verdict, "gate_passed": None,
+            "verdict": row.verdict, "gate_passed": None, "emulated": row.emulated,
         })  # fmt: skip

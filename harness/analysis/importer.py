@@ -108,7 +108,8 @@ def _summary(run_id: str, spec: RunSpec, records: list[dict]) -> dict:
         if not values:
             return None
         est = median_ci(values, n_resamples=2000)
-        return {"median": est.value, "mean": statistics.fmean(values), "ci_low": est.ci_low, "ci_high": est.ci_high}
+        return {"median": est.value, "median_ci_low": est.ci_low, "median_ci_high": est.ci_high,
+                "mean": statistics.fmean(values)}  # fmt: skip
 
     peaks = {f: max((r[f] for r in records if r.get(f) is not None), default=None)
              for f in ("peak_alloc_bytes", "peak_reserved_bytes")}  # fmt: skip

@@ -4,8 +4,10 @@ compare builds these objects; every reader validates parity.json into them (`rea
 a field is named, typed and documented once, and a rule such as "allocator peak, else NVML"
 lives in one property. The format is documented in docs/REPORT.md.
 
-Schema versions: 1 is what this harness writes. A file of an older version is read (fields added
-since take their defaults); a newer one, or one without a version, is refused naming the file.
+Schema versions: 2 is what this harness writes (1 lacked the windowed loss errors, peak RSS,
+the evaluation lengths and power, and gave emulated arms speed and memory ratios). A file of an
+older version is read (fields added since take their defaults); a newer one, or one without a
+version, is refused naming the file.
 """
 
 from __future__ import annotations
@@ -19,11 +21,17 @@ from harness.errors import InvalidInput
 from harness.store import atomic_write_json, read_json
 from harness.suite import GatesConfig, Strict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PARITY_FILE = "parity.json"
 
 Verdict = Literal["parity", "better", "worse", "inconclusive"]
+# Speed and memory of an emulated arm: FP8 simulated in PyTorch says nothing about FP8 hardware.
+CostVerdict = Literal["parity", "better", "worse", "inconclusive", "not_measured"]
 RowVerdict = Literal["parity", "better", "worse", "inconclusive", "failed", "control"]
+EMULATED_COST = (
+    "emulated FP8 (float8 quantise/dequantise in PyTorch): its step time and memory say nothing "
+    "about FP8 hardware, so no speed or memory claim is made"
+)
 
 
 class Estimate(Strict):
@@ -74,26 +82,30 @@ class PeakMemory(Strict):
     peak_alloc_bytes: float | None = None
     peak_reserved_bytes: float | None = None
     nvml_peak_memory_bytes: float | None = None
+    rss_peak_bytes: float | None = None  # the training process's peak resident set (what CPU runs have)
+
+
+# (field, what it is) in the order the headline memory ratio is taken from: GPU allocator, NVML, CPU RSS
+MEMORY_SOURCES = (("alloc_ratio", "allocator peak"), ("nvml_ratio", "NVML peak"), ("rss_ratio", "peak RSS (CPU)"))
 
 
 class Memory(Strict):
     alloc_ratio: float | None = None  # FP8 / BF16 allocator peak
     reserved_ratio: float | None = None
     nvml_ratio: float | None = None
+    rss_ratio: float | None = None  # FP8 / BF16 peak RSS of the training process
     memory_reduction_pct: float | None = None
     baseline: PeakMemory
     candidate: PeakMemory
 
     @property
     def headline_ratio(self) -> float | None:
-        """The ratio every verdict, gate and table uses: the allocator peak's, else NVML's."""
-        return self.alloc_ratio if self.alloc_ratio is not None else self.nvml_ratio
+        """The ratio every verdict, gate and table uses: the allocator peak's, else NVML's, else peak RSS's."""
+        return next((getattr(self, f) for f, _ in MEMORY_SOURCES if getattr(self, f) is not None), None)
 
     @property
     def headline_source(self) -> str | None:
-        if self.alloc_ratio is not None:
-            return "allocator peak"
-        return "NVML peak" if self.nvml_ratio is not None else None
+        return next((what for f, what in MEMORY_SOURCES if getattr(self, f) is not None), None)
 
 
 class Energy(Strict):
@@ -139,8 +151,8 @@ class BenchEval(Strict):
 
 
 class Verdicts(Strict):
-    speed: Verdict
-    memory: Verdict
+    speed: CostVerdict
+    memory: CostVerdict
     loss: Verdict
     eval: dict[str, Verdict] = {}
 
@@ -167,6 +179,8 @@ class Comparison(Strict):
     verdicts: Verdicts | None = None
     verdict: RowVerdict
     control: bool = False  # a BF16 arm compared with the BF16 baseline (harness.analysis.control)
+    # Why speed, memory and energy make no FP8-vs-BF16 claim (an emulated arm); their ratios are null
+    cost_not_measured: str | None = None
 
     @field_validator("verdicts", mode="before")
     @classmethod
@@ -202,6 +216,8 @@ class ArmSummary(Strict):
     speedup: float | None = None
     memory_reduction_pct: float | None = None
     throughput_increase_pct: float | None = None
+    memory_source: str | None = None  # what memory_reduction_pct is of: "allocator peak", "NVML peak", "peak RSS (CPU)"
+    cost_not_measured: str | None = None  # as Comparison's: why the four numbers above are null
     loss_bias: SeedMean | None = None  # mean over seeds of mean_signed_rel_error
     scores: dict[str, SummaryScores] = {}
     verdict: RowVerdict

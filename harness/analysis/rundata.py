@@ -71,7 +71,7 @@ def read_profile(run_dir: RunDir) -> dict | None:
 
 
 def peak_memory(run_dir: RunDir, summary: dict, records: list[dict]) -> dict[str, float | None]:
-    """Allocator peaks (summary, else max over metrics) and NVML peak (summary, else nvml.csv)."""
+    """Allocator peaks (summary, else max over metrics), NVML peak (summary, else nvml.csv), peak RSS (summary)."""
     out: dict[str, float | None] = {}
     for name in ("peak_alloc_bytes", "peak_reserved_bytes"):
         value = finite(summary.get(name))
@@ -86,6 +86,7 @@ def peak_memory(run_dir: RunDir, summary: dict, records: list[dict]) -> dict[str
             # memory_used_bytes is per GPU; the peak of the busiest GPU is what limits a run.
             nvml_peak = float(frame["memory_used_bytes"].max())
     out["nvml_peak_memory_bytes"] = nvml_peak
+    out["rss_peak_bytes"] = finite(summary.get("rss_peak_bytes"))  # the process's peak resident set
     return out
 
 

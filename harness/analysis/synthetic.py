@@ -56,13 +56,16 @@ def write_synthetic_suite(
     versions: dict[str, dict[str, str]] | None = None,
     git_sha: str = "0123456789abcdef",
     seed: int = 0,
+    on_cpu: bool = False,
 ) -> Path:
     """Write runs_dir/<suite>/<run_id>/ for every planned run and return the suite folder.
 
     Per arm: step_time_s (mean seconds), loss_offset (relative, added to a shared curve),
     peak_alloc_gb, accuracy_shift (added to each problem's solve rate), failed (run_id -> reason),
-    versions (arm -> {"torch": ...}) to override the software versions in the manifest.
+    versions (arm -> {"torch": ...}) to override the software versions in the manifest. on_cpu: runs
+    as a CPU machine records them, without allocator or NVML peaks; peak_alloc_gb is then the peak RSS.
     """
+    with_nvml = with_nvml and not on_cpu
     suite = suite or synthetic_suite()
     step_time_s = step_time_s or {"bf16": 3.170, "fp8": 2.950}
     peak_alloc_gb = peak_alloc_gb or {"bf16": 57.8, "fp8": 51.7}
@@ -85,13 +88,16 @@ def write_synthetic_suite(
         times[:3] *= 3  # warm-up steps are slow (compilation, allocator growth)
         tokens = spec.stage.global_batch_size * spec.stage.seq_len
         alloc = peak_alloc_gb.get(spec.arm, 50.0) * GB
+        rss = alloc if on_cpu else 2 * GB
+        alloc = None if on_cpu else alloc
         lines = []
         for i in range(n_steps):
             step = i + 1
             lines.append(json.dumps({
                 "step": step, "loss": float(losses[i]), "lr": 3e-3, "grad_norm": 1.0, "tokens": tokens,
                 "step_time_s": float(times[i]), "tokens_per_s": tokens / float(times[i]), "mfu": None,
-                "peak_alloc_bytes": alloc * (0.9 if step == 1 else 1.0), "peak_reserved_bytes": alloc * 1.05,
+                "peak_alloc_bytes": alloc and alloc * (0.9 if step == 1 else 1.0),
+                "peak_reserved_bytes": alloc and alloc * 1.05,
                 "checkpoint": step % 20 == 0, "time_s": float(times[: i + 1].sum()),
             }))  # fmt: skip
         run.metrics.write_text("\n".join(lines) + "\n")
@@ -113,7 +119,8 @@ def write_synthetic_suite(
         atomic_write_json(run.summary, {
             "run_id": spec.run_id, "stage": spec.stage_name, "arm": spec.arm, "recipe": spec.recipe,
             "emulated": is_emulated(spec.recipe), "status": status, "reason": reason, "steps": n_steps,
-            "final_loss": float(losses[-1]), "peak_alloc_bytes": alloc, "peak_reserved_bytes": alloc * 1.05,
+            "final_loss": float(losses[-1]), "peak_alloc_bytes": alloc, "peak_reserved_bytes": alloc and alloc * 1.05,
+            "rss_peak_bytes": rss,
             "nvml_peak_memory_bytes": alloc * 1.08 if with_nvml else None,
             "energy_j": energy * tokens * n_steps if with_nvml else None,
             "energy_per_token_j": energy if with_nvml else None,

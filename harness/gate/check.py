@@ -11,21 +11,18 @@ from harness.store import ResultsIndex
 from harness.suite import GatesConfig, Thresholds
 
 
-def _rows(label: str, spec: GateSpec, threshold: float, readings: list[Reading]) -> list[GateRow]:
+def _rows(subject: str, label: str, spec: GateSpec, threshold: float, readings: list[Reading]) -> list[GateRow]:
+    bound = spec.bound(threshold)
     rows = []
     for r in readings:
+        row = GateRow(label, r.gate, bound, r.value, "missing", r.detail, subject=subject, op=spec.op, unit=spec.unit)
         if r.skipped is not None:
-            rows.append(GateRow(label, r.gate, threshold, None, "skipped", r.skipped))
-            continue
-        if r.passes is not None:
-            rows.append(GateRow(label, r.gate, threshold, r.value, "pass" if r.passes else "fail", r.detail))
-            continue
-        if r.value is None:
-            status = "missing"
-        else:
-            status = "pass" if spec.passes(r.value, threshold) else "fail"
-        detail = f"{spec.what}; {r.detail}" if spec.scope == "comparison" and spec.index_column else r.detail
-        rows.append(GateRow(label, r.gate, threshold, r.value, status, detail))
+            row.status, row.value, row.detail = "skipped", None, r.skipped
+        elif r.passes is not None:
+            row.status = "pass" if r.passes else "fail"
+        elif r.value is not None:
+            row.status = "pass" if spec.passes(r.value, bound) else "fail"
+        rows.append(row)
     return rows
 
 
@@ -52,21 +49,25 @@ def run_gates(parity: Parity | dict, gates: GatesConfig, *, history: list[dict] 
     for row in parity.comparisons:
         label = row.id + (" [EMULATED]" if row.emulated else "")
         if row.status != "ok":
-            result.rows.append(GateRow(label, "run", None, None, "fail", row.reason or "arm failed"))
+            result.rows.append(GateRow(label, "run", None, None, "fail", row.reason or "arm failed", subject=row.id))
             continue
         if row.control:
             detail = "BF16 control arm: the noise floor of the FP8 arms, not gated as FP8"
-            result.rows.append(GateRow(label, "control", None, None, "skipped", detail))
+            result.rows.append(GateRow(label, "control", None, None, "skipped", detail, subject=row.id))
             continue
         for spec, threshold in _active(gates.for_stage(row.stage), "comparison"):  # [gates.stages.NAME] if any
-            result.rows.extend(_rows(label, spec, threshold, spec.read(row, ctx)))
+            if spec.cost and row.cost_not_measured:
+                readings = [Reading(spec.name, None, "", skipped=f"not measured: {row.cost_not_measured}")]
+            else:
+                readings = spec.read(row, ctx)
+            result.rows.extend(_rows(row.id, label, spec, threshold, readings))
     for summary in parity.summary:
         if summary.verdict in ("control", "failed"):
             continue  # a control is not FP8; a failed seed already fails as a `run` row
-        label = f"{summary.stage}/{summary.arm} (seeds {', '.join(map(str, summary.seeds))})"
-        label += " [EMULATED]" if summary.emulated else ""
+        subject = f"{summary.stage}/{summary.arm}"
+        label = f"{subject} (seeds {', '.join(map(str, summary.seeds))})" + (" [EMULATED]" if summary.emulated else "")
         for spec, threshold in _active(gates.for_stage(summary.stage), "arm"):
-            result.rows.extend(_rows(label, spec, threshold, spec.read(summary, ctx)))
+            result.rows.extend(_rows(subject, label, spec, threshold, spec.read(summary, ctx)))
     return result
 
 

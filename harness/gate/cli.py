@@ -36,9 +36,10 @@ def resolve_gates(parity: Parity, args: argparse.Namespace) -> GatesConfig:
 def configure_gate(parser: argparse.ArgumentParser):
     parser.add_argument("target", type=Path, metavar="PARITY_JSON|SUITE_RUNS_DIR")
     for spec in GATES:
-        verb = "below" if spec.direction == "min" else "above"
-        parser.add_argument(spec.flag, dest=spec.field, type=float, metavar="X",
-                            help=f"fail when {spec.what} is {verb} X")  # fmt: skip
+        verb = "exceeds" if spec.direction == "max" or spec.bound(1.0) < 0 else "is below"
+        unit = " (a fraction, or a percentage such as 0.5%%)" if spec.unit.percent else ""
+        parser.add_argument(spec.flag, dest=spec.field, type=spec.unit, metavar="X",
+                            help=f"fail when {spec.what} {verb} X{unit}")  # fmt: skip
     parser.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML here")
     parser.add_argument("--runs-dir", type=Path, help="folder of index.sqlite (default: the suite folder's parent)")
 

@@ -6,19 +6,30 @@ import io
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from harness.gate.specs import fmt
+from harness.gate.specs import Unit, fmt
 
 OUTCOMES = {0: "PASSED", 1: "FAILED", 2: "NO VERDICT (missing or invalid data)"}
 
 
 @dataclass
 class GateRow:
-    comparison: str
+    comparison: str  # what is gated, as shown: "sft/fp8/s0 [EMULATED]", "cpt/fp8 (seeds 0, 1, 2)"
     gate: str
-    threshold: float | None
+    threshold: float | None  # the bound the value is held to (max_score_drop 20 -> -20: FP8 - BF16 >= -20)
     value: float | None
     status: str  # pass | fail | missing | skipped (by design, e.g. a stage with evaluate = false)
     detail: str = ""
+    subject: str = ""  # the comparison id ("sft/fp8/s0") or "stage/arm" the row belongs to
+    op: str = ""  # ">=" or "<=": how value is held to threshold
+    unit: Unit | None = None
+
+    @property
+    def threshold_text(self) -> str:
+        return "-" if self.threshold is None else f"{self.op} {fmt(self.threshold, self.unit)}".strip()
+
+    @property
+    def value_text(self) -> str:
+        return fmt(self.value, self.unit)
 
 
 @dataclass
@@ -53,7 +64,7 @@ class GateResult:
         for name in ("comparison", "gate", "threshold", "value", "result", "detail"):
             table.add_column(name)
         for r in self.rows:
-            table.add_row(r.comparison, r.gate, fmt(r.threshold), fmt(r.value), r.status.upper(), r.detail)
+            table.add_row(r.comparison, r.gate, r.threshold_text, r.value_text, r.status.upper(), r.detail)
         buf = io.StringIO()
         Console(file=buf, width=160, color_system=None, force_terminal=False).print(table)
         lines = [buf.getvalue().rstrip(), *(f"problem: {p}" for p in self.problems), f"gates: {self.outcome}"]
@@ -66,7 +77,7 @@ class GateResult:
                            errors=str(sum(r.status == "missing" for r in self.rows) + len(self.problems)))  # fmt: skip
         for r in self.rows:
             case = ET.SubElement(suite, "testcase", classname=f"parity.{r.comparison}", name=r.gate)
-            message = f"value {fmt(r.value)} vs threshold {fmt(r.threshold)}: {r.detail}"
+            message = f"value {r.value_text}, passes when {r.threshold_text}: {r.detail}"
             if r.status == "fail":
                 ET.SubElement(case, "failure", message=message).text = message
             elif r.status == "missing":

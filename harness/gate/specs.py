@@ -15,8 +15,42 @@ from typing import Literal
 from harness.analysis.results import ArmSummary, Comparison
 
 
-def fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value + 0.0:.4g}"  # + 0.0 turns -0.0 into 0.0
+@dataclass(frozen=True)
+class Unit:
+    """How a gate's values and thresholds print, and how its command-line flag reads them."""
+
+    name: str
+    show: Callable[[float], str]
+    percent: bool = False  # stored as a fraction (as in the suite file); shown in percent
+
+    @property
+    def __name__(self) -> str:  # argparse names the type in its error message
+        return self.name
+
+    def __call__(self, text: str) -> float:
+        """argparse type: a percent gate takes "0.5%" or the fraction "0.005"; the others a plain number."""
+        text = str(text).strip()
+        if text.endswith("%"):
+            if not self.percent:
+                raise ValueError(f"{text!r}: this gate is a {self.name}, not a percentage")
+            return float(text[:-1]) / 100
+        return float(text)
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v + 0.0:.3g}%"  # + 0.0 turns -0.0 into 0.0
+
+
+RATIO = Unit("ratio", lambda v: f"{v:.3f}x")
+PERCENT = Unit("percentage", _pct, percent=True)
+SIGNED_PERCENT = Unit("percentage", lambda v: ("+" if v > 0 else "") + _pct(v), percent=True)
+POINTS = Unit("number of points", lambda v: f"{v + 0.0:+.1f} pts")
+
+
+def fmt(value: float | None, unit: Unit | None = None) -> str:
+    if value is None:
+        return "-"
+    return unit.show(value) if unit else f"{value + 0.0:.4g}"
 
 
 @dataclass(frozen=True)
@@ -40,19 +74,27 @@ class Context:
 class GateSpec:
     name: str
     field: str  # the harness.suite.Thresholds field that sets it (None there: the gate is off)
-    direction: Literal["min", "max"]  # passes when value >= threshold (min) or <= threshold (max)
-    what: str  # what the value is (CLI help, table detail)
+    direction: Literal["min", "max"]  # passes when value >= bound (min) or <= bound (max)
+    what: str  # what the value is (CLI help)
     read: Callable[..., list[Reading]]  # (Comparison | ArmSummary, Context) -> readings
+    unit: Unit
     scope: Literal["comparison", "arm"] = "comparison"  # per comparison row, or per (stage, arm) over seeds
     index_column: str | None = None  # results-index column keeping the comparison's value
     value_of: Callable[[Comparison], float | None] | None = None  # what index_column records
+    cost: bool = False  # a speed or memory gate: an emulated arm makes no such claim and is skipped
+    # The bound a value is held to, from its threshold: max_score_drop = 20 means FP8 - BF16 >= -20 points
+    bound: Callable[[float], float] = lambda threshold: threshold
 
     @property
     def flag(self) -> str:
         return "--" + self.field.replace("_", "-")
 
-    def passes(self, value: float, threshold: float) -> bool:
-        return value >= threshold if self.direction == "min" else value <= threshold
+    @property
+    def op(self) -> str:
+        return ">=" if self.direction == "min" else "<="
+
+    def passes(self, value: float, bound: float) -> bool:
+        return value >= bound if self.direction == "min" else value <= bound
 
 
 # ---------------------------------------------------------------- readers
@@ -76,18 +118,22 @@ def _excess(row: Comparison) -> float | None:
 
 def read_speedup(row: Comparison, ctx: Context) -> list[Reading]:
     est = row.speed.speedup if row.speed else None
-    detail = f"95% CI [{fmt(est.ci_low)}, {fmt(est.ci_high)}]" if est else "no steady step times"
-    return [Reading("speedup", _speedup(row), detail)]
+    if est is None:
+        return [Reading("speedup", None, "no steady step times")]
+    detail = f"median step time BF16 / FP8, 95% CI [{fmt(est.ci_low, RATIO)}, {fmt(est.ci_high, RATIO)}]"
+    return [Reading("speedup", est.value, detail)]
 
 
 def read_memory_ratio(row: Comparison, ctx: Context) -> list[Reading]:
     source = row.memory.headline_source if row.memory else None
-    return [Reading("memory_ratio", _memory_ratio(row), source or "no memory peaks")]
+    return [Reading("memory_ratio", _memory_ratio(row), f"FP8 / BF16 {source}" if source else "no memory peaks")]
 
 
 def read_loss_error(row: Comparison, ctx: Context) -> list[Reading]:
-    steps = row.loss.steps_compared if row.loss else 0
-    return [Reading("loss_rel_error", _loss_error(row), f"{steps} steps compared")]
+    if row.loss is None:
+        return [Reading("loss_rel_error", None, "no loss curves")]
+    detail = f"max over {row.loss.window_steps}-step windows of |FP8 - BF16| / BF16, {row.loss.steps_compared} steps"
+    return [Reading("loss_rel_error", row.loss.max_rel_error, detail)]
 
 
 def read_excess(row: Comparison, ctx: Context) -> list[Reading]:
@@ -95,19 +141,20 @@ def read_excess(row: Comparison, ctx: Context) -> list[Reading]:
     if loss is None or loss.noise_floor is None:
         detail = 'no BF16 control arm for this stage and seed; add one, e.g. [arms] bf16-control = "bf16"'
         return [Reading("loss_excess_over_control", None, detail)]
-    detail = f"control {loss.control_arm}: {loss.noise_floor:.4g}"
+    detail = f"minus the BF16 control {loss.control_arm}'s max window error ({fmt(loss.noise_floor, PERCENT)})"
     return [Reading("loss_excess_over_control", loss.excess_over_noise, detail)]
 
 
-def read_score_drops(row: Comparison, ctx: Context) -> list[Reading]:
+def read_score_deltas(row: Comparison, ctx: Context) -> list[Reading]:
     if not row.eval:
         if row.evaluate is False:
             return [Reading("score_drop", None, "", skipped="stage has evaluate = false")]
         return [Reading("score_drop", None, "no eval results in both arms")]
     out = []
     for bench, e in sorted(row.eval.items()):
-        detail = f"BF16 - FP8 avg@{e.k} points; delta 95% CI [{fmt(e.delta.ci_low)}, {fmt(e.delta.ci_high)}]"
-        out.append(Reading(f"score_drop:{bench}", -e.delta.value, detail))
+        ci = f"[{fmt(e.delta.ci_low, POINTS)}, {fmt(e.delta.ci_high, POINTS)}]"
+        detail = f"FP8 - BF16 avg@{e.k}, 95% CI {ci}; the parity verdict needs the CI inside +/-{e.margin_points:g}"
+        out.append(Reading(f"score_drop:{bench}", e.delta.value, detail))
     return out
 
 
@@ -117,13 +164,12 @@ def read_loss_bias(summary: ArmSummary, ctx: Context) -> list[Reading]:
         detail = "no signed loss error in parity.json; re-run `harness compare` with this harness version"
         return [Reading("loss_bias", None, detail)]
     ci = (
-        f"95% t interval [{fmt(bias.ci_low)}, {fmt(bias.ci_high)}] over {bias.n} seeds"
+        f"95% t interval [{fmt(bias.ci_low, SIGNED_PERCENT)}, {fmt(bias.ci_high, SIGNED_PERCENT)}] over {bias.n} seeds"
         if bias.ci_low is not None
         else "1 seed, no interval: add seeds for one"
     )
-    return [
-        Reading("loss_bias", bias.value, f"mean over seeds of (FP8 - BF16) / BF16 loss, positive: FP8 higher; {ci}")
-    ]
+    detail = f"mean over seeds of (FP8 - BF16) / BF16 loss, positive: FP8 higher; {ci}"
+    return [Reading("loss_bias", bias.value, detail)]
 
 
 def read_regression(row: Comparison, ctx: Context) -> list[Reading]:
@@ -138,27 +184,30 @@ def read_regression(row: Comparison, ctx: Context) -> list[Reading]:
     if value is None or previous is None:
         return [Reading("regression:speedup", None, "speed-up unavailable")]
     drop = (previous - value) / previous
-    detail = f"speed-up fell {drop:.1%} vs {previous:.4g} at {last.get('git_sha') or 'unknown commit'}"
+    detail = f"speed-up fell {drop:.1%} vs {previous:.3f}x at {last.get('git_sha') or 'unknown commit'}"
     return [Reading("regression:speedup", drop, detail)]
 
 
 # ---------------------------------------------------------------- the table
 
 GATES: tuple[GateSpec, ...] = (
-    GateSpec("speedup", "min_speedup", "min", "median step time BF16 / FP8", read_speedup,
-             index_column="speedup", value_of=_speedup),
-    GateSpec("memory_ratio", "max_memory_ratio", "max", "peak allocator memory FP8 / BF16 (NVML when absent)",
-             read_memory_ratio, index_column="memory_ratio", value_of=_memory_ratio),
-    GateSpec("loss_rel_error", "max_loss_rel_error", "max", "max windowed relative loss error", read_loss_error,
-             index_column="loss_rel_error", value_of=_loss_error),
+    GateSpec("speedup", "min_speedup", "min", "the speed-up (median step time BF16 / FP8)", read_speedup, RATIO,
+             index_column="speedup", value_of=_speedup, cost=True),
+    GateSpec("memory_ratio", "max_memory_ratio", "max",
+             "the peak memory ratio FP8 / BF16 (allocator; NVML, then CPU peak RSS, when absent)", read_memory_ratio,
+             RATIO, index_column="memory_ratio", value_of=_memory_ratio, cost=True),
+    GateSpec("loss_rel_error", "max_loss_rel_error", "max", "the max windowed relative loss error |FP8 - BF16| / BF16",
+             read_loss_error, PERCENT, index_column="loss_rel_error", value_of=_loss_error),
     GateSpec("loss_excess_over_control", "max_loss_excess_over_control", "max",
-             "max windowed loss error minus the BF16 control arm's", read_excess,
+             "the max windowed loss error minus the BF16 control arm's", read_excess, PERCENT,
              index_column="loss_excess_over_control", value_of=_excess),
-    GateSpec("score_drop", "max_score_drop", "max", "BF16 - FP8 avg@k points, per benchmark", read_score_drops),
+    GateSpec("score_drop", "max_score_drop", "min", "the drop of avg@k in points (passes while FP8 - BF16 >= -X)",
+             read_score_deltas, POINTS, bound=lambda threshold: -threshold),
     GateSpec("regression", "max_regression", "max",
-             "fall of speed-up vs the last passing comparison of the same stage/arm/seed (fraction)", read_regression),
-    GateSpec("loss_bias", "max_loss_bias", "max", "FP8's signed loss error, averaged over seeds", read_loss_bias,
-             scope="arm"),
+             "the fall of the speed-up since the last passing comparison of the same stage/arm/seed", read_regression,
+             PERCENT, cost=True),
+    GateSpec("loss_bias", "max_loss_bias", "max", "FP8's signed loss error (FP8 - BF16) / BF16, averaged over seeds",
+             read_loss_bias, SIGNED_PERCENT, scope="arm"),
 )  # fmt: skip
 BY_FIELD = {spec.field: spec for spec in GATES}
 

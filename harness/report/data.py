@@ -15,6 +15,7 @@ from harness.analysis import rundata
 from harness.analysis.loss import ema
 from harness.analysis.pairing import Run, load_runs
 from harness.analysis.results import PARITY_FILE, Parity, read_parity
+from harness.recipes import is_emulated
 
 EXCERPT_CHARS = 400
 MAX_DISAGREEMENTS = 8
@@ -42,7 +43,11 @@ class RunSeries:
 
     @property
     def label(self) -> str:
-        return f"{self.run.spec.arm} ({self.run.spec.recipe}{', EMULATED' if self.run.emulated else ''})"
+        """ "fp8 (emulated:block)": the recipe names the precision; EMULATED is added only where it does not."""
+        recipe = self.run.spec.recipe
+        return f"{self.run.spec.arm} ({recipe})" + (
+            " EMULATED" if self.run.emulated and not is_emulated(recipe) else ""
+        )
 
 
 @dataclass

@@ -16,8 +16,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from harness.analysis.results import PARITY_FILE, Parity, read_parity
-from harness.report import figures, tables
+from harness.gate import GateResult
+from harness.recipes import is_emulated
+from harness.report import export, figures, tables
 from harness.report.data import ReportData, load_report_data
+from harness.report.verdicts import gate_view
 from harness.store import atomic_write_text
 
 TEMPLATE = "report.html.j2"
@@ -45,14 +48,15 @@ def _environment_rows(data: ReportData) -> list[dict]:
         m = series.run.manifest
         rows.append({
             "run_id": run_id, "arm": series.run.spec.arm, "recipe": series.run.spec.recipe,
-            "status": series.run.status, "reason": m.get("reason"), "emulated": series.run.emulated,
+            "status": series.run.status, "reason": m.get("reason"),
+            "badge": series.run.emulated and not is_emulated(series.run.spec.recipe),  # the recipe may say it
             "label": m.get("label"), "synthetic": bool(m.get("synthetic")), "manifest": m,
             "fingerprint": series.run.spec.fingerprint,
         })  # fmt: skip
     return rows
 
 
-def render(data: ReportData, figs: dict) -> str:
+def render(data: ReportData, figs: dict, gates: GateResult | None = None) -> str:
     """The report page as a string (pure rendering of already-loaded data)."""
     parity = data.parity
     inline = {name: Markup(figures.inline_svg(fig, name)) for name, fig in figs.items() if fig is not None}
@@ -61,6 +65,8 @@ def render(data: ReportData, figs: dict) -> str:
     context = {
         "parity": parity,
         "suite": parity.suite,
+        "gates": gate_view(parity, gates),
+        "not_measured": tables.NOT_MEASURED,
         "headline": tables.headline_table(parity),
         "eval_table": tables.eval_table(parity),
         "comparisons": parity.comparisons,
@@ -78,11 +84,12 @@ def render(data: ReportData, figs: dict) -> str:
     return _env().get_template(TEMPLATE).render(**context)
 
 
-def write_report(suite_dir: Path, out_dir: Path, parity: Parity | None = None) -> Path:
+def write_report(suite_dir: Path, out_dir: Path, parity: Parity | None = None, gates: GateResult | None = None) -> Path:
     """Write out_dir/index.html, out_dir/figures/*.{pdf,svg} and out_dir/tables/*.{md,tex}.
 
     The numbers are parity's (default: the suite's parity.json; a suite not compared yet is
-    compared first, without recording it in the results index); the runs give the curves.
+    compared first, without recording it in the results index); the runs give the curves. The
+    gate section shows `gates` (what `harness run` just checked), else the stored [gates] checked here.
     """
     suite_dir = Path(suite_dir)
     if parity is None:
@@ -98,8 +105,8 @@ def write_report(suite_dir: Path, out_dir: Path, parity: Parity | None = None) -
     figs = figures.all_figures(data)
     try:
         figures.write_figures(figs, out_dir / "figures")
-        tables.write_tables(parity, out_dir / "tables")
-        page = render(data, figs)
+        export.write_tables(parity, out_dir / "tables")
+        page = render(data, figs, gates)
     finally:
         figures.close_all(figs)
     path = out_dir / "index.html"

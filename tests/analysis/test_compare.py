@@ -12,7 +12,7 @@ from harness.suite import GatesConfig
 TOP_KEYS = {"schema_version", "suite", "suite_dir", "generated_at", "recorded_at", "baseline_arm", "margin_points",
             "emulated", "git_sha", "gates", "comparisons", "failed", "summary"}  # fmt: skip
 ROW_KEYS = {"id", "stage", "arm", "recipe", "seed", "baseline", "candidate", "emulated", "evaluate", "status", "reason",
-            "speed", "memory", "energy", "loss", "eval", "verdicts", "verdict", "control"}  # fmt: skip
+            "speed", "memory", "energy", "loss", "eval", "verdicts", "verdict", "control", "cost_not_measured"}  # fmt: skip
 
 
 @pytest.fixture
@@ -113,3 +113,25 @@ def test_summary_gives_the_loss_bias_across_seeds(tmp_path):
     bias = parity.summary[0].loss_bias
     assert bias.n == 3 and bias.value == pytest.approx(sum(signed) / 3)
     assert 0 < bias.ci_low < 0.01 < bias.ci_high  # FP8 1% above BF16 in every seed: a bias, CI clear of 0
+
+
+def test_an_emulated_arm_makes_no_speed_or_memory_claim(tmp_path):
+    suite = synthetic_suite(arms={"bf16": "bf16", "fp8": "emulated:block"})
+    parity = compare_suite(write_synthetic_suite(tmp_path, suite, step_time_s={"bf16": 3.0, "fp8": 2.0}),
+                           n_resamples=100)  # fmt: skip
+    row, summary = parity.comparisons[0], parity.summary[0]
+    assert row.cost_not_measured and "emulated FP8" in row.cost_not_measured
+    assert (row.speed.speedup, row.speed.time_reduction_pct, row.memory.headline_ratio) == (None, None, None)
+    assert row.verdicts.speed == row.verdicts.memory == "not_measured"
+    assert row.speed.candidate_step_time_s.value == pytest.approx(2.0, rel=0.05)  # what this machine measured
+    assert (summary.speedup, summary.time_reduction_pct, summary.memory_reduction_pct) == (None, None, None)
+    history = ResultsIndex(tmp_path / "index.sqlite").comparisons("synth")
+    assert history[0]["emulated"] == 1 and history[0]["speedup"] is None
+
+
+def test_cpu_runs_compare_memory_by_peak_rss_and_say_so(tmp_path):
+    suite_dir = write_synthetic_suite(tmp_path, peak_alloc_gb={"bf16": 2.0, "fp8": 1.5}, on_cpu=True)
+    row = compare_suite(suite_dir, n_resamples=100).comparisons[0]
+    assert row.memory.alloc_ratio is None and row.memory.nvml_ratio is None
+    assert row.memory.headline_ratio == pytest.approx(0.75) and row.memory.headline_source == "peak RSS (CPU)"
+    assert row.verdicts.memory == "better"
