@@ -86,6 +86,13 @@ def configure_plan(parser: argparse.ArgumentParser):
                 r.fingerprint,
             )
         Console(highlight=False, width=200).print(table)
+        from harness.analysis.power import plan_lines
+
+        lines = plan_lines(suite.eval)
+        if lines:  # before GPU-days are spent: can this design show parity at all?
+            print("eval power (the paired 95% CI's expected half-width with no difference, assuming each sample "
+                  "succeeds with probability 0.5, the worst case):")  # fmt: skip
+            print("\n".join(f"  {line}" for line in lines))
         return 0
 
     return main

@@ -126,6 +126,11 @@ class EvalConfig(Strict):
     tensor_parallel_size: int = Field(1, gt=0)
     seed: int = 0
     margin_points: float = Field(3.0, gt=0)  # equivalence margin on avg@k, in points
+    # A benchmark's verdict is not conclusive when more samples than this fraction hit max_tokens in
+    # either arm (None: unchecked), or when the arms' truncation rates differ by more than the gap
+    # (absolute; 0.05 is about 3.6 standard errors apart for 10% truncation over 960 samples).
+    max_truncation_rate: float | None = Field(None, ge=0, le=1)
+    max_truncation_gap: float | None = Field(0.05, ge=0, le=1)
     allow_hub: bool = False  # load datasets from a hub only when explicitly allowed
     # Run LiveCodeBench's model-written programs even where only a weak sandbox exists (no bubblewrap,
     # or no binding process cap: harness/eval/sandbox.py); the summary records the level either way.

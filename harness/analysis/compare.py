@@ -14,6 +14,7 @@ from statistics import mean
 
 from harness.analysis import rundata
 from harness.analysis.control import attach_noise_floor
+from harness.analysis.evaluation import compare_eval
 from harness.analysis.loss import loss_parity, loss_verdict
 from harness.analysis.pairing import Pair, Run, load_runs, pair_runs
 from harness.analysis.results import (
@@ -21,7 +22,6 @@ from harness.analysis.results import (
     PARITY_FILE,
     SCHEMA_VERSION,
     ArmSummary,
-    BenchEval,
     Comparison,
     Energy,
     Estimate,
@@ -42,14 +42,11 @@ from harness.analysis.results import (
 from harness.analysis.stats import (
     N_RESAMPLES,
     combine_verdicts,
-    equivalence_verdict,
     median_ci,
-    paired_delta_ci,
     ratio_of_medians_ci,
     ratio_verdict,
     seed_mean_ci,
 )
-from harness.errors import InvalidInput
 from harness.gate.specs import index_values
 from harness.store import ResultsIndex, index_path
 from harness.suite import GatesConfig
@@ -119,34 +116,6 @@ def _memory(pair: Pair, base_records: list[dict], cand_records: list[dict]) -> t
     return memory, energy
 
 
-def _eval(pair: Pair, margin: float, seed: int, n_resamples: int) -> dict[str, BenchEval]:
-    out = {}
-    base_benches = set(rundata.benchmarks(pair.baseline.dir))
-    for bench in rundata.benchmarks(pair.candidate.dir):
-        if bench not in base_benches:
-            continue
-        base_rows = rundata.read_samples(pair.baseline.dir, bench)
-        cand_rows = rundata.read_samples(pair.candidate.dir, bench)
-        base_pp, cand_pp = rundata.per_problem_scores(base_rows), rundata.per_problem_scores(cand_rows)
-        if set(base_pp.index) != set(cand_pp.index):
-            only = sorted(set(base_pp.index) ^ set(cand_pp.index))[:3]
-            raise InvalidInput(
-                f"eval/{bench}: {pair.candidate.dir.path} and {pair.baseline.dir.path} scored different problems "
-                f"(e.g. {', '.join(only)}); evaluate both arms on the same problems (same limit and data)"
-            )
-        delta = paired_delta_ci(cand_pp.values * 100, base_pp.values * 100, seed=seed, n_resamples=n_resamples)
-        out[bench] = BenchEval(
-            k=int(cand_rows.groupby("problem_id").size().max()),
-            n_problems=len(cand_pp),
-            baseline_avg_at_k=float(base_rows["score"].mean() * 100),
-            candidate_avg_at_k=float(cand_rows["score"].mean() * 100),
-            delta=Estimate(**delta.as_dict()),
-            margin_points=margin,
-            verdict=equivalence_verdict(delta.ci_low, delta.ci_high, margin),
-        )
-    return out
-
-
 def compare_pair(pair: Pair, *, seed: int = 0, n_resamples: int = N_RESAMPLES) -> Comparison:
     """All parity metrics of one candidate run against its baseline run."""
     spec = pair.candidate.spec
@@ -171,7 +140,7 @@ def compare_pair(pair: Pair, *, seed: int = 0, n_resamples: int = N_RESAMPLES) -
                        [r["step"] for r in cand_all], [r.get("loss") for r in cand_all],
                        warmup_steps=warmup_steps(pair.candidate))  # fmt: skip
     row.loss = LossParity(**{k: v for k, v in loss.items() if k not in ("steps", "rel_error")})
-    row.eval = _eval(pair, spec.eval.margin_points, seed, n_resamples)
+    row.eval = compare_eval(pair, seed=seed, n_resamples=n_resamples)
     speedup, memory = row.speed.speedup, row.memory.headline_ratio
     row.verdicts = Verdicts(
         speed=ratio_verdict(speedup.ci_low if speedup else None, speedup.ci_high if speedup else None),

@@ -140,6 +140,17 @@ class LossParity(Strict):
     excess_over_noise: float | None = None
 
 
+class EvalLengths(Strict):
+    """One arm's outputs on one benchmark: how long, how often cut off at max_tokens, what it cost."""
+
+    output_tokens_mean: float | None = None
+    output_tokens_p95: float | None = None
+    truncation_rate: float | None = None  # fraction of samples that stopped at max_tokens
+    wall_time_s: float | None = None
+    gpu_hours: float | None = None
+    data_parallel_size: int | None = None
+
+
 class BenchEval(Strict):
     k: int
     n_problems: int
@@ -147,7 +158,16 @@ class BenchEval(Strict):
     candidate_avg_at_k: float
     delta: Estimate  # FP8 - BF16 avg@k points, paired bootstrap over problems
     margin_points: float
-    verdict: Verdict
+    verdict: Verdict  # inconclusive whenever not_conclusive is set
+    # The equivalence test's own result before the length checks (parity / better / worse / inconclusive)
+    ci_verdict: Verdict | None = None
+    not_conclusive: str | None = None  # why the verdict is inconclusive whatever the CI (truncation)
+    baseline_lengths: EvalLengths = EvalLengths()
+    candidate_lengths: EvalLengths = EvalLengths()
+    # Power: the expected half-width of this CI under no difference (harness.analysis.power), and
+    # whether margin_points is below it (parity then cannot be shown even for identical models)
+    resolvable_margin_points: float | None = None
+    underpowered: bool | None = None
 
 
 class Verdicts(Strict):

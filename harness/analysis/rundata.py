@@ -117,6 +117,29 @@ def read_eval_summary(run_dir: RunDir, bench: str) -> dict:
     return read_json(path, "eval summary.json") if path.is_file() else {}
 
 
+def eval_lengths(frame: pd.DataFrame, summary: dict) -> dict[str, float | None]:
+    """Output tokens (mean, p95) and truncation rate of one arm's samples, and its eval cost.
+
+    From samples.parquet's `output_tokens` and `finish_reason` ("length": the sample hit max_tokens)
+    where the eval wrote them, else from summary.json's `output_tokens` / `truncation_rate`; wall time,
+    GPU-hours and data parallelism from summary.json. None for whatever an older result lacks.
+    """
+    tokens = frame["output_tokens"].dropna().astype(float) if "output_tokens" in frame else pd.Series(dtype=float)
+    reasons = frame["finish_reason"].dropna() if "finish_reason" in frame else pd.Series(dtype=object)
+    recorded = summary.get("output_tokens") if isinstance(summary.get("output_tokens"), dict) else {}
+    dp = summary.get("data_parallel_size")
+    return {
+        "output_tokens_mean": float(tokens.mean()) if len(tokens) else finite(recorded.get("mean")),
+        "output_tokens_p95": float(tokens.quantile(0.95)) if len(tokens) else finite(recorded.get("p95")),
+        "truncation_rate": float((reasons == "length").mean())
+        if len(reasons)
+        else finite(summary.get("truncation_rate")),
+        "wall_time_s": finite(summary.get("wall_time_s")),
+        "gpu_hours": finite(summary.get("gpu_hours")),
+        "data_parallel_size": int(dp) if isinstance(dp, int | float) and not isinstance(dp, bool) else None,
+    }
+
+
 def per_problem_scores(frame: pd.DataFrame) -> pd.Series:
     """Mean score over the k samples of each problem, indexed by problem_id (sorted)."""
     return frame.groupby("problem_id")["score"].mean().sort_index()

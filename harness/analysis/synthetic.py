@@ -57,6 +57,7 @@ def write_synthetic_suite(
     git_sha: str = "0123456789abcdef",
     seed: int = 0,
     on_cpu: bool = False,
+    lengths: dict[str, tuple[int, float]] | None = None,
 ) -> Path:
     """Write runs_dir/<suite>/<run_id>/ for every planned run and return the suite folder.
 
@@ -64,6 +65,8 @@ def write_synthetic_suite(
     peak_alloc_gb, accuracy_shift (added to each problem's solve rate), failed (run_id -> reason),
     versions (arm -> {"torch": ...}) to override the software versions in the manifest. on_cpu: runs
     as a CPU machine records them, without allocator or NVML peaks; peak_alloc_gb is then the peak RSS.
+    lengths (arm -> (mean output tokens, truncation rate)): write the eval's output_tokens and
+    finish_reason columns and summary fields, as the eval does since it records lengths.
     """
     with_nvml = with_nvml and not on_cpu
     suite = suite or synthetic_suite()
@@ -126,7 +129,8 @@ def write_synthetic_suite(
             "energy_per_token_j": energy if with_nvml else None,
         })  # fmt: skip
         if not reason:
-            _write_eval(run, spec.arm, shared, own, n_problems, k, accuracy_shift.get(spec.arm, 0.0), output_text)
+            _write_eval(run, spec.arm, shared, own, n_problems, k, accuracy_shift.get(spec.arm, 0.0), output_text,
+                        (lengths or {}).get(spec.arm))  # fmt: skip
     return suite_dir
 
 
@@ -145,7 +149,7 @@ def _write_nvml(run: RunDir, n_steps: int, mean_t: float, alloc: float, rng: np.
 
 
 def _write_eval(run: RunDir, arm: str, shared: np.random.Generator, own: np.random.Generator, n_problems: int,
-                k: int, shift: float, output_text: str) -> None:  # fmt: skip
+                k: int, shift: float, output_text: str, lengths: tuple[int, float] | None) -> None:  # fmt: skip
     solve_rate = shared.uniform(0.05, 0.95, n_problems)  # the problem-to-problem spread both arms share
     p = np.clip(solve_rate + shift, 0, 1)
     rows = []
@@ -160,8 +164,19 @@ def _write_eval(run: RunDir, arm: str, shared: np.random.Generator, own: np.rand
     bench_dir = run.eval_dir / "aime24"
     bench_dir.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(rows)
+    extra = {}
+    if lengths is not None:
+        mean_tokens, truncated = lengths
+        frame["output_tokens"] = own.poisson(mean_tokens, len(frame)).astype("int64")
+        cut = own.random(len(frame)) < truncated
+        frame["finish_reason"] = np.where(cut, "length", "stop")
+        extra = {"output_tokens": {"mean": float(frame["output_tokens"].mean()),
+                                   "p95": float(frame["output_tokens"].quantile(0.95))},
+                 "truncation_rate": float(cut.mean()), "wall_time_s": 600.0, "gpu_hours": 600.0 * 8 / 3600,
+                 "data_parallel_size": 8}  # fmt: skip
     frame.to_parquet(bench_dir / "samples.parquet", index=False)
     atomic_write_json(bench_dir / "summary.json", {
         "benchmark": "aime24", "avg_at_k": float(frame["score"].mean() * 100), "pass_at_1": None, "k": k,
         "n_problems": n_problems, "n_samples": len(frame), "backend": "synthetic", "generation": {}, "versions": {},
+        **extra,
     })  # fmt: skip

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from harness.analysis.results import Parity
-from harness.report.tables import eval_table, headline_table
+from harness.report.tables import eval_table, headline_table, lengths_table
 from harness.store import atomic_write_text
 
 _MARKDOWN = re.compile(r"([\\`*_\[\]|~])")  # emphasis, code, links, cells, strikethrough
@@ -51,13 +51,14 @@ def to_latex(headers: list[str], rows: list[list[str]], caption: str, label: str
 
 
 def write_tables(parity: Parity, out_dir: Path) -> list[Path]:
-    """headline.{md,tex} and eval.{md,tex} under out_dir; returns the paths written."""
+    """headline, eval and eval-lengths tables as .md and .tex under out_dir; returns the paths written."""
     suite = parity.suite
     emulated = " FP8 is emulated (numerics only: no speed or memory claim)." if parity.emulated else ""
     paths = []
     for name, table, caption in (
         ("headline", headline_table(parity), f"FP8 vs BF16 on suite {suite}: cost and scores.{emulated}"),
         ("eval", eval_table(parity), f"Evaluation deltas (FP8 - BF16, avg@k points) on suite {suite}.{emulated}"),
+        ("eval-lengths", lengths_table(parity), f"Output lengths and evaluation cost (BF16 / FP8) on suite {suite}."),
     ):
         rows = table.text_rows()
         for ext, text in (("md", to_markdown(table.headers, rows)),

@@ -69,6 +69,7 @@ def render(data: ReportData, figs: dict, gates: GateResult | None = None) -> str
         "not_measured": tables.NOT_MEASURED,
         "headline": tables.headline_table(parity),
         "eval_table": tables.eval_table(parity),
+        "lengths_table": tables.lengths_table(parity),
         "comparisons": parity.comparisons,
         "failed": parity.failed,
         "figs": inline,

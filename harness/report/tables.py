@@ -99,14 +99,43 @@ def loss_bias(bias: SeedMean | None) -> str:
 
 
 def eval_table(parity: Parity) -> Table:
-    """One row per comparison and benchmark, delta with its 95% CI."""
+    """One row per comparison and benchmark, delta with its 95% CI, the margin and what the design resolves."""
     table = Table(["Comparison", "Benchmark", "k", "Problems", "BF16 avg@k", "FP8 avg@k", "FP8 - BF16 [95% CI]",
-                   "Margin", "Verdict"])  # fmt: skip
+                   "Margin", "Resolvable margin", "Verdict"])  # fmt: skip
     for row in parity.comparisons:
         for bench, e in sorted(row.eval.items()):
             d = e.delta
+            resolvable = "-" if e.resolvable_margin_points is None else f"+/-{e.resolvable_margin_points:.1f}"
+            if e.underpowered:
+                resolvable += " (above the margin)"
+            verdict = e.verdict + (" (truncation)" if e.not_conclusive else "")
             cells = [row.id, bench, str(e.k), str(e.n_problems), _num(e.baseline_avg_at_k),
                      _num(e.candidate_avg_at_k), f"{d.value:+.1f} [{d.ci_low:+.1f}, {d.ci_high:+.1f}]",
-                     f"+/-{e.margin_points:g}", e.verdict]  # fmt: skip
+                     f"+/-{e.margin_points:g}", resolvable, verdict]  # fmt: skip
             table.rows.append(Row(cells, label_col=0, badge=row.emulated, verdict=e.verdict))
     return table
+
+
+def _pair(base, cand, fmt: str) -> str:
+    return f"{_num(base, fmt)} / {_num(cand, fmt)}"
+
+
+def lengths_table(parity: Parity) -> Table:
+    """Per comparison and benchmark, both arms' output lengths, truncation and evaluation cost (BF16 / FP8)."""
+    table = Table(["Comparison", "Benchmark", "Output tokens, mean", "Output tokens, p95", "Hit max_tokens",
+                   "Eval wall time (s)", "GPU-hours", "Data parallel"])  # fmt: skip
+    for row in parity.comparisons:
+        for bench, e in sorted(row.eval.items()):
+            b, c = e.baseline_lengths, e.candidate_lengths
+            truncated = "-" if b.truncation_rate is None and c.truncation_rate is None else (
+                f"{_pct(_scale(b.truncation_rate), False)} / {_pct(_scale(c.truncation_rate), False)}")  # fmt: skip
+            cells = [row.id, bench, _pair(b.output_tokens_mean, c.output_tokens_mean, ".0f"),
+                     _pair(b.output_tokens_p95, c.output_tokens_p95, ".0f"), truncated,
+                     _pair(b.wall_time_s, c.wall_time_s, ".0f"), _pair(b.gpu_hours, c.gpu_hours, ".2f"),
+                     _pair(b.data_parallel_size, c.data_parallel_size, "d")]  # fmt: skip
+            table.rows.append(Row(cells, label_col=0, badge=row.emulated))
+    return table
+
+
+def _scale(fraction: float | None) -> float | None:
+    return None if fraction is None else 100 * fraction
