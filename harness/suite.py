@@ -92,6 +92,9 @@ class StageConfig(Strict):
     init_from: str | None = None  # earlier stage whose final checkpoint (same arm, seed) we start from
     checkpoint_every: int | None = Field(None, gt=0)
     evaluate: bool = True  # evaluate this stage's final checkpoint
+    # Loss parity: every window's |FP8 - BF16| / BF16 under this bar (DeepSeek-V3's 0.25% by default).
+    # Judges the runs, does not change them: not part of the fingerprint.
+    loss_parity_bar: float = Field(0.0025, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _length(self) -> StageConfig:
@@ -278,6 +281,10 @@ class RunSpec(Strict):
             data.pop(key)
         # Profiling only observes a run (and only its warm-up steps): a profiled arm still matches.
         data["telemetry"].pop("profile_steps")
+        # How a comparison is judged changes no run: a run stays reusable when these are retuned.
+        data["stage"].pop("loss_parity_bar")
+        for key in ("max_truncation_rate", "max_truncation_gap"):
+            data["eval"].pop(key)
         return data
 
 

@@ -138,7 +138,7 @@ def compare_pair(pair: Pair, *, seed: int = 0, n_resamples: int = N_RESAMPLES) -
     row.memory, row.energy = _memory(pair, base_all, cand_all)
     loss = loss_parity([r["step"] for r in base_all], [r.get("loss") for r in base_all],
                        [r["step"] for r in cand_all], [r.get("loss") for r in cand_all],
-                       warmup_steps=warmup_steps(pair.candidate))  # fmt: skip
+                       warmup_steps=warmup_steps(pair.candidate), bar=spec.stage.loss_parity_bar)  # fmt: skip
     row.loss = LossParity(**{k: v for k, v in loss.items() if k not in ("steps", "rel_error")})
     row.eval = compare_eval(pair, seed=seed, n_resamples=n_resamples)
     speedup, memory = row.speed.speedup, row.memory.headline_ratio

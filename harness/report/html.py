@@ -66,7 +66,6 @@ def render(data: ReportData, figs: dict, gates: GateResult | None = None) -> str
         "parity": parity,
         "suite": parity.suite,
         "gates": gate_view(parity, gates),
-        "not_measured": tables.NOT_MEASURED,
         "headline": tables.headline_table(parity),
         "eval_table": tables.eval_table(parity),
         "lengths_table": tables.lengths_table(parity),
