@@ -141,7 +141,7 @@ class EvalConfig(Strict):
 
 
 class Thresholds(Strict):
-    """The gates' thresholds (None: that gate is off); see harness/gate.py."""
+    """The gates' thresholds (None: that gate is off); each field has one spec in harness/gate/specs.py."""
 
     min_speedup: float | None = Field(None, gt=0)
     max_memory_ratio: float | None = Field(None, gt=0)
