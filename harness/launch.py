@@ -14,8 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.engine import prepare_run_dir, run_suite
 from harness.errors import InvalidInput, RunFailed
-from harness.pipeline import prepare_run_dir, run_suite, suite_args
+from harness.pipeline import suite_args
 from harness.preflight import preflight
 from harness.runlock import folder_lock
 from harness.store import RunDir, atomic_write_text

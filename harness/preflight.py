@@ -226,6 +226,6 @@ def _max_positions(model) -> tuple[int | None, str]:
             return int(json.loads(config.read_text())["max_position_embeddings"]), str(config)
         except (OSError, ValueError, KeyError, TypeError):
             return None, ""  # the trainer reports an unreadable checkpoint with its own message
-    from harness.train.model import PRESETS
+    from harness.train.presets import PRESETS
 
     return PRESETS[model.preset].get("max_position_embeddings"), f"preset {model.preset!r}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sqlite3
 import tempfile
 import time
@@ -107,6 +108,12 @@ class RunDir:
     summary = property(lambda self: self.path / "summary.json")
     tensorboard = property(lambda self: self.path / "tensorboard")
     profile = property(lambda self: self.path / "profile.json")  # only with telemetry.profile_steps
+    # The Hugging Face export that eval, vLLM and a later stage's init_from read.
+    final_checkpoint = property(lambda self: self.checkpoints / "final")
+
+    def sibling(self, run_id: str) -> RunDir:
+        """Another run of the same suite folder (e.g. the run a stage's init_from names)."""
+        return RunDir(self.path.parent / run_id)
 
     @property
     def run_id(self) -> str:
@@ -227,10 +234,13 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS comparisons (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     suite TEXT NOT NULL, stage TEXT, seed INTEGER, arm TEXT, baseline TEXT,
-    git_sha TEXT, recorded_at REAL, speedup REAL, memory_ratio REAL,
-    loss_rel_error REAL, scores_json TEXT, verdict TEXT, gate_passed INTEGER
+    git_sha TEXT, recorded_at REAL, scores_json TEXT, verdict TEXT, gate_passed INTEGER, emulated INTEGER
 );
+-- plus one REAL column per gate metric (speedup, memory_ratio, ...), added by record_comparison
 """
+
+
+_COLUMN = re.compile(r"[a-z][a-z0-9_]*")
 
 
 class ResultsIndex:
@@ -241,6 +251,9 @@ class ResultsIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
+            have = {r[1] for r in conn.execute("PRAGMA table_info(comparisons)")}
+            if "emulated" not in have:  # an index from before emulated arms were marked
+                conn.execute("ALTER TABLE comparisons ADD COLUMN emulated INTEGER")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -283,29 +296,37 @@ class ResultsIndex:
             )
 
     def record_comparison(self, row: dict) -> None:
-        """row: suite, stage, seed, arm, baseline, git_sha, speedup, memory_ratio,
-        loss_rel_error, scores (dict), verdict, gate_passed (None until gated)."""
+        """row: suite, stage, seed, arm, baseline, git_sha, recorded_at, scores (dict), verdict, gate_passed
+        (None until gated), emulated, and `metrics`: column name -> value (the gates' values, harness.gate.specs).
+
+        A metric column this index lacks yet is added, so an index written by an older harness keeps
+        working and its earlier rows read NULL there.
+        """
+        metrics = dict(row.get("metrics") or {})
+        for name in metrics:
+            if not _COLUMN.fullmatch(name):
+                raise ValueError(f"results index: {name!r} is not a column name")
         with self._connect() as conn:
+            have = {r[1] for r in conn.execute("PRAGMA table_info(comparisons)")}
+            for name in metrics:
+                if name not in have:
+                    conn.execute(f"ALTER TABLE comparisons ADD COLUMN {name} REAL")
+            columns = ["suite", "stage", "seed", "arm", "baseline", "git_sha", "recorded_at", "scores_json",
+                       "verdict", "gate_passed", "emulated", *metrics]  # fmt: skip
+            emulated = row.get("emulated")
+            values = [row["suite"], row.get("stage"), row.get("seed"), row.get("arm"), row.get("baseline"),
+                      row.get("git_sha"), row.get("recorded_at", time.time()),
+                      json.dumps(_finite(row.get("scores", {}))), row.get("verdict"), row.get("gate_passed"),
+                      None if emulated is None else int(emulated), *(_finite(v) for v in metrics.values())]  # fmt: skip
             conn.execute(
-                "INSERT INTO comparisons (suite, stage, seed, arm, baseline, git_sha, recorded_at, speedup,"
-                " memory_ratio, loss_rel_error, scores_json, verdict, gate_passed)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    row["suite"],
-                    row.get("stage"),
-                    row.get("seed"),
-                    row.get("arm"),
-                    row.get("baseline"),
-                    row.get("git_sha"),
-                    row.get("recorded_at", time.time()),
-                    row.get("speedup"),
-                    row.get("memory_ratio"),
-                    row.get("loss_rel_error"),
-                    json.dumps(_finite(row.get("scores", {}))),
-                    row.get("verdict"),
-                    row.get("gate_passed"),
-                ),
+                f"INSERT INTO comparisons ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values
             )
+
+    def mark_gated(self, suite: str, recorded_at: float, passed: bool) -> None:
+        """Set gate_passed on the comparisons one `harness compare` recorded (regression gates read it)."""
+        with self._connect() as conn:
+            conn.execute("UPDATE comparisons SET gate_passed = ? WHERE suite = ? AND recorded_at = ?",
+                         (int(passed), suite, recorded_at))  # fmt: skip
 
     def comparisons(self, suite: str | None = None) -> list[dict]:
         query = "SELECT * FROM comparisons" + (" WHERE suite = ?" if suite else "") + " ORDER BY recorded_at, id"

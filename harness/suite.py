@@ -20,10 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from harness.errors import InvalidInput
 from harness.names import SafeName
+from harness.recipes import RECIPES
 from harness.textio import read_text_utf8
-from harness.train.precision.registry import RECIPES
-
-PRESETS = ("tiny", "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b")
+from harness.train.presets import PRESETS
 
 
 class Strict(BaseModel):
@@ -34,7 +33,7 @@ class Strict(BaseModel):
 
 class ModelConfig(Strict):
     path: str | None = None  # local Hugging Face checkpoint; wins over preset when set
-    preset: Literal[PRESETS] | None = None  # random-init shape when no path is given
+    preset: Literal[tuple(PRESETS)] | None = None  # random-init shape when no path is given
     num_layers: int | None = Field(None, gt=0)  # override a preset's depth (e.g. an 8-layer slice)
     tokenizer: str | None = None  # local path, "builtin:tiny-bpe" or "qwen"; default from path/preset
     dtype: Literal["bfloat16", "float32"] = "bfloat16"  # of the exported checkpoints/final
@@ -115,6 +114,9 @@ class StageConfig(Strict):
     init_from: str | None = None  # earlier stage whose final checkpoint (same arm, seed) we start from
     checkpoint_every: int | None = Field(None, gt=0)
     evaluate: bool = True  # evaluate this stage's final checkpoint
+    # Loss parity: every window's |FP8 - BF16| / BF16 under this bar (DeepSeek-V3's 0.25% by default).
+    # Judges the runs, does not change them: not part of the fingerprint.
+    loss_parity_bar: float = Field(0.0025, gt=0, lt=1)
 
     @property
     def packed(self) -> bool:
@@ -189,6 +191,11 @@ class EvalConfig(Strict):
     max_concurrency: int = Field(256, gt=0)  # requests in flight per replica
     seed: int = 0
     margin_points: float = Field(3.0, gt=0)  # equivalence margin on avg@k, in points
+    # A benchmark's verdict is not conclusive when more samples than this fraction hit max_tokens in
+    # either arm (None: unchecked), or when the arms' truncation rates differ by more than the gap
+    # (absolute; 0.05 is about 3.6 standard errors apart for 10% truncation over 960 samples).
+    max_truncation_rate: float | None = Field(None, ge=0, le=1)
+    max_truncation_gap: float | None = Field(0.05, ge=0, le=1)
     allow_hub: bool = False  # load datasets from a hub only when explicitly allowed
     # Run LiveCodeBench's model-written programs even where only a weak sandbox exists (no bubblewrap,
     # or no binding process cap: harness/eval/sandbox.py); the summary records the level either way.
@@ -196,7 +203,7 @@ class EvalConfig(Strict):
 
 
 class Thresholds(Strict):
-    """The gates' thresholds (None: that gate is off); see harness/gate.py."""
+    """The gates' thresholds (None: that gate is off); each field has one spec in harness/gate/specs.py."""
 
     min_speedup: float | None = Field(None, gt=0)
     max_memory_ratio: float | None = Field(None, gt=0)
@@ -377,6 +384,10 @@ class RunSpec(Strict):
         # Profiling (only warm-up steps) and step loggers only observe a run: such an arm still matches.
         for name in OBSERVER_FIELDS:
             data["telemetry"].pop(name)
+        # How a comparison is judged changes no run: a run stays reusable when these are retuned.
+        data["stage"].pop("loss_parity_bar")
+        for key in ("max_truncation_rate", "max_truncation_gap"):
+            data["eval"].pop(key)
         return data
 
 

@@ -43,3 +43,13 @@ def test_console_script_help_lists_commands():
 
 def test_unknown_command_exits_2():
     assert main(["frobnicate"]) == 2
+
+
+def test_hugging_face_progress_bars_are_off_under_the_harness_command():
+    code = (
+        "import os; os.environ.pop('HF_HUB_DISABLE_PROGRESS_BARS', None)\n"
+        "from harness.cli import main; main(['validate', 'suites/smoke.toml'])\n"
+        "import transformers; print(transformers.utils.logging.is_progress_bar_enabled())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from harness.analysis.synthetic import synthetic_suite
+from harness.engine import prepare_run_dir
 from harness.errors import InvalidInput
-from harness.pipeline import prepare_run_dir
 from harness.suite import plan
 
 

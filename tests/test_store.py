@@ -79,3 +79,22 @@ def test_results_index_concurrent_writers_lose_nothing(tmp_path):
     rows = index.comparisons("s")
     assert len(rows) == 80
     assert rows[0]["scores"]["a"] in range(20)
+
+
+def test_an_index_written_by_an_older_harness_gains_new_metric_columns(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "index.sqlite"
+    with sqlite3.connect(path) as conn:  # the comparisons table as the first harness versions created it
+        conn.execute(
+            "CREATE TABLE comparisons (id INTEGER PRIMARY KEY AUTOINCREMENT, suite TEXT NOT NULL, stage TEXT,"
+            " seed INTEGER, arm TEXT, baseline TEXT, git_sha TEXT, recorded_at REAL, speedup REAL,"
+            " memory_ratio REAL, loss_rel_error REAL, scores_json TEXT, verdict TEXT, gate_passed INTEGER)"
+        )
+        conn.execute("INSERT INTO comparisons (suite, arm, speedup) VALUES ('s', 'old', 1.2)")
+    conn.close()
+    index = ResultsIndex(path)
+    index.record_comparison({"suite": "s", "arm": "new", "metrics": {"speedup": 1.3, "loss_excess_over_control": 0.01}})
+    old, new = index.comparisons("s")
+    assert (old["speedup"], old["loss_excess_over_control"]) == (1.2, None)
+    assert (new["speedup"], new["loss_excess_over_control"]) == (1.3, 0.01)

@@ -20,14 +20,15 @@ gate checks.
 from __future__ import annotations
 
 from harness.analysis.pairing import BASELINE_RECIPE
+from harness.analysis.results import Comparison
 
 
-def is_control(row: dict) -> bool:
+def is_control(row: Comparison) -> bool:
     """A comparison of a BF16 arm against the BF16 baseline."""
-    return row.get("recipe") == BASELINE_RECIPE
+    return row.recipe == BASELINE_RECIPE
 
 
-def attach_noise_floor(comparisons: list[dict]) -> None:
+def attach_noise_floor(comparisons: list[Comparison]) -> None:
     """Mark control rows and give every other row its stage/seed's noise floor (in place).
 
     With several control arms in one stage and seed, the largest floor counts (the most
@@ -35,20 +36,20 @@ def attach_noise_floor(comparisons: list[dict]) -> None:
     """
     floors: dict[tuple, tuple[float, str]] = {}
     for row in comparisons:
-        row["control"] = is_control(row)
-        if not row["control"]:
+        row.control = is_control(row)
+        if not row.control:
             continue
-        row["verdict"] = "control"
-        value = (row.get("loss") or {}).get("max_rel_error")
-        key = (row["stage"], row["seed"])
-        if row["status"] == "ok" and value is not None and value >= floors.get(key, (-1.0, ""))[0]:
-            floors[key] = (value, row["arm"])
+        row.verdict = "control"
+        value = row.loss.max_rel_error if row.loss else None
+        key = (row.stage, row.seed)
+        if row.status == "ok" and value is not None and value >= floors.get(key, (-1.0, ""))[0]:
+            floors[key] = (value, row.arm)
     for row in comparisons:
-        loss = row.get("loss")
-        if row["control"] or loss is None:
+        loss = row.loss
+        if row.control or loss is None:
             continue
-        floor, arm = floors.get((row["stage"], row["seed"]), (None, None))
-        loss["control_arm"] = arm
-        loss["noise_floor"] = floor
-        value = loss.get("max_rel_error")
-        loss["excess_over_noise"] = None if floor is None or value is None else value - floor
+        floor, arm = floors.get((row.stage, row.seed), (None, None))
+        loss.control_arm = arm
+        loss.noise_floor = floor
+        value = loss.max_rel_error
+        loss.excess_over_noise = None if floor is None or value is None else value - floor

@@ -21,9 +21,10 @@ def history_rows(runs_dir: Path, suite: str | None = None) -> list[dict]:
             "when": datetime.fromtimestamp(row["recorded_at"] or 0, UTC).strftime("%Y-%m-%d %H:%M"),
             "git_sha": (row.get("git_sha") or "")[:10] or None,
             "suite": row["suite"], "stage": row["stage"], "arm": row["arm"], "seed": row["seed"],
-            "speedup": row["speedup"], "memory_ratio": row["memory_ratio"], "loss_rel_error": row["loss_rel_error"],
+            "speedup": row.get("speedup"), "memory_ratio": row.get("memory_ratio"),
+            "loss_rel_error": row.get("loss_rel_error"),
             "score_deltas": {b: s.get("delta") for b, s in (row.get("scores") or {}).items()},
-            "verdict": row["verdict"], "gate_passed": row["gate_passed"],
+            "verdict": row["verdict"], "gate_passed": row["gate_passed"], "emulated": bool(row.get("emulated")),
         })  # fmt: skip
     return rows
 
@@ -38,15 +39,20 @@ def history_table(rows: list[dict], width: int = 160) -> str:
     from rich.table import Table
 
     table = Table(title="FP8 parity history (oldest first)")
-    for name in ("when (UTC)", "commit", "suite", "stage/arm/seed", "speed-up", "mem ratio", "loss err",
-                 "score deltas (pts)", "verdict", "gate"):  # fmt: skip
+    for name in ("when (UTC)", "commit", "suite", "stage/arm/seed", "speed-up", "memory FP8/BF16", "max loss err",
+                 "score FP8 - BF16 (pts)", "verdict", "gate"):  # fmt: skip
         table.add_column(name)
     for r in rows:
         deltas = ", ".join(f"{b} {_num(d, '+.1f')}" for b, d in sorted(r["score_deltas"].items())) or "-"
         gate = {None: "-", 1: "pass", 0: "fail"}.get(r["gate_passed"], "?")
-        table.add_row(r["when"], r["git_sha"] or "-", r["suite"], f"{r['stage']}/{r['arm']}/s{r['seed']}",
-                      _num(r["speedup"], ".3f"), _num(r["memory_ratio"], ".3f"), _num(r["loss_rel_error"], ".2%"),
-                      deltas, r["verdict"] or "-", gate)  # fmt: skip
+        name = f"{r['stage']}/{r['arm']}/s{r['seed']}" + (" EMULATED" if r["emulated"] else "")
+        # An emulated arm's speed and memory are not FP8's: never shown as numbers (older rows may hold some).
+        speed = "not measured" if r["emulated"] else _num(r["speedup"], ".3f") + ("x" if r["speedup"] else "")
+        memory = (
+            "not measured" if r["emulated"] else _num(r["memory_ratio"], ".3f") + ("x" if r["memory_ratio"] else "")
+        )
+        table.add_row(r["when"], r["git_sha"] or "-", r["suite"], name, speed, memory,
+                      _num(r["loss_rel_error"], ".2%"), deltas, r["verdict"] or "-", gate)  # fmt: skip
     buf = io.StringIO()
     Console(file=buf, width=width, color_system=None).print(table)
     return buf.getvalue().rstrip()

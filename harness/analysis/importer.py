@@ -18,9 +18,9 @@ from pathlib import Path
 from harness.analysis.stats import median_ci
 from harness.errors import InvalidInput
 from harness.names import RULE, is_safe_name
+from harness.recipes import RECIPES, is_emulated
 from harness.store import RunDir, atomic_write_json, atomic_write_text, read_json
 from harness.suite import RunSpec, fingerprint
-from harness.train.precision.registry import RECIPES, is_emulated
 
 MB = 1024 * 1024
 _ITERATION = re.compile(r"iteration\s+(\d+)\s*/\s*(\d+)\s*\|(.*)")
@@ -152,7 +152,8 @@ def _exported_history(path: Path) -> list[dict]:
 
 
 def read_wandb(path: Path) -> list[dict]:
-    """metrics records from a W&B run's history (local run files or an export); steps are W&B's _step."""
+    """metrics records from a W&B run's history (local run files or an export); steps are W&B's _step,
+    shifted to start at 1 when they start at 0 (W&B's own count when a run logs without step=)."""
     from harness.telemetry.wandb_offline import read_wandb_run
 
     if path.suffix.lower() in WANDB_EXPORTS and path.is_file():
@@ -172,6 +173,8 @@ def read_wandb(path: Path) -> list[dict]:
             records.append(record)
     if not records:
         raise InvalidInput(f"{path}: no W&B history rows with a loss or step time (looked for train/loss, lm loss ...)")
+    if min(r["step"] for r in records) == 0:  # W&B counts from 0 when a run logs without step=: ours count from 1
+        records = [{**r, "step": r["step"] + 1} for r in records]
     return records
 
 
@@ -184,7 +187,8 @@ def _summary(run_id: str, spec: RunSpec, records: list[dict]) -> dict:
         if not values:
             return None
         est = median_ci(values, n_resamples=2000)
-        return {"median": est.value, "mean": statistics.fmean(values), "ci_low": est.ci_low, "ci_high": est.ci_high}
+        return {"median": est.value, "median_ci_low": est.ci_low, "median_ci_high": est.ci_high,
+                "mean": statistics.fmean(values)}  # fmt: skip
 
     peaks = {f: max((r[f] for r in records if r.get(f) is not None), default=None)
              for f in ("peak_alloc_bytes", "peak_reserved_bytes")}  # fmt: skip

@@ -54,8 +54,9 @@ def loss_parity(
     """Relative loss error of the candidate (FP8) against the baseline (BF16).
 
     Only steps present in both curves count; smoothing runs over those shared steps, and steps
-    <= warmup_steps are dropped afterwards (the EMA needs them to start). Returns per-step
-    arrays for plotting and the window statistics; None statistics when no step remains.
+    <= warmup_steps are dropped afterwards (the EMA needs them to start). Returns the window
+    statistics, each window's errors (what the statistics and the report's figure are made of)
+    and the per-step arrays; None statistics when no step remains.
     """
     base, cand = _series(baseline_steps, baseline_loss), _series(candidate_steps, candidate_loss)
     shared = sorted(set(base) & set(cand))
@@ -73,6 +74,9 @@ def loss_parity(
         "n_windows": 0,
         "baseline_final_loss": base[max(base)] if base else None,
         "candidate_final_loss": cand[max(cand)] if cand else None,
+        "window_end_steps": [],  # last step of each window, and its mean |error| and signed error
+        "window_rel_error": [],
+        "window_signed_rel_error": [],
         "steps": [],
         "rel_error": [],
     }
@@ -96,6 +100,11 @@ def loss_parity(
         final_rel_error=float(windows[-1]),
         fraction_windows_under_bar=float(np.mean([w < bar for w in windows])),
         n_windows=len(windows),
+        window_end_steps=[
+            int(steps[min(i + window_steps, steps.size) - 1]) for i in range(0, steps.size, window_steps)
+        ],
+        window_rel_error=[float(w) for w in windows],
+        window_signed_rel_error=[float(w) for w in signed_windows],
         steps=[int(s) for s in steps],
         rel_error=[float(r) for r in rel],
     )

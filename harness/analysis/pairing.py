@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InvalidInput
+from harness.recipes import is_emulated
 from harness.store import RunDir, suite_runs
 from harness.suite import RunSpec
-from harness.train.precision.registry import is_emulated
 
 BASELINE_RECIPE = "bf16"
 USABLE_STATUSES = ("completed", "imported")

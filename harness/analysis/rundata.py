@@ -71,7 +71,7 @@ def read_profile(run_dir: RunDir) -> dict | None:
 
 
 def peak_memory(run_dir: RunDir, summary: dict, records: list[dict]) -> dict[str, float | None]:
-    """Allocator peaks (summary, else max over metrics) and NVML peak (summary, else nvml.csv)."""
+    """Allocator peaks (summary, else max over metrics), NVML peak (summary, else nvml.csv), peak RSS (summary)."""
     out: dict[str, float | None] = {}
     for name in ("peak_alloc_bytes", "peak_reserved_bytes"):
         value = finite(summary.get(name))
@@ -86,6 +86,7 @@ def peak_memory(run_dir: RunDir, summary: dict, records: list[dict]) -> dict[str
             # memory_used_bytes is per GPU; the peak of the busiest GPU is what limits a run.
             nvml_peak = float(frame["memory_used_bytes"].max())
     out["nvml_peak_memory_bytes"] = nvml_peak
+    out["rss_peak_bytes"] = finite(summary.get("rss_peak_bytes"))  # the process's peak resident set
     return out
 
 
@@ -114,6 +115,29 @@ def read_samples(run_dir: RunDir, bench: str) -> pd.DataFrame:
 def read_eval_summary(run_dir: RunDir, bench: str) -> dict:
     path = run_dir.eval_dir / bench / "summary.json"
     return read_json(path, "eval summary.json") if path.is_file() else {}
+
+
+def eval_lengths(frame: pd.DataFrame, summary: dict) -> dict[str, float | None]:
+    """Output tokens (mean, p95) and truncation rate of one arm's samples, and its eval cost.
+
+    From samples.parquet's `output_tokens` and `finish_reason` ("length": the sample hit max_tokens)
+    where the eval wrote them, else from summary.json's `output_tokens` / `truncation_rate`; wall time,
+    GPU-hours and data parallelism from summary.json. None for whatever an older result lacks.
+    """
+    tokens = frame["output_tokens"].dropna().astype(float) if "output_tokens" in frame else pd.Series(dtype=float)
+    reasons = frame["finish_reason"].dropna() if "finish_reason" in frame else pd.Series(dtype=object)
+    recorded = summary.get("output_tokens") if isinstance(summary.get("output_tokens"), dict) else {}
+    dp = summary.get("data_parallel_size")
+    return {
+        "output_tokens_mean": float(tokens.mean()) if len(tokens) else finite(recorded.get("mean")),
+        "output_tokens_p95": float(tokens.quantile(0.95)) if len(tokens) else finite(recorded.get("p95")),
+        "truncation_rate": float((reasons == "length").mean())
+        if len(reasons)
+        else finite(summary.get("truncation_rate")),
+        "wall_time_s": finite(summary.get("wall_time_s")),
+        "gpu_hours": finite(summary.get("gpu_hours")),
+        "data_parallel_size": int(dp) if isinstance(dp, int | float) and not isinstance(dp, bool) else None,
+    }
 
 
 def per_problem_scores(frame: pd.DataFrame) -> pd.Series:

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.recipes import is_emulated
 from harness.store import RunDir, atomic_write_json
 from harness.suite import Suite, plan
-from harness.train.precision.registry import is_emulated
 
 GB = 1e9
 
@@ -56,13 +56,19 @@ def write_synthetic_suite(
     versions: dict[str, dict[str, str]] | None = None,
     git_sha: str = "0123456789abcdef",
     seed: int = 0,
+    on_cpu: bool = False,
+    lengths: dict[str, tuple[int, float]] | None = None,
 ) -> Path:
     """Write runs_dir/<suite>/<run_id>/ for every planned run and return the suite folder.
 
     Per arm: step_time_s (mean seconds), loss_offset (relative, added to a shared curve),
     peak_alloc_gb, accuracy_shift (added to each problem's solve rate), failed (run_id -> reason),
-    versions (arm -> {"torch": ...}) to override the software versions in the manifest.
+    versions (arm -> {"torch": ...}) to override the software versions in the manifest. on_cpu: runs
+    as a CPU machine records them, without allocator or NVML peaks; peak_alloc_gb is then the peak RSS.
+    lengths (arm -> (mean output tokens, truncation rate)): write the eval's output_tokens and
+    finish_reason columns and summary fields, as the eval does since it records lengths.
     """
+    with_nvml = with_nvml and not on_cpu
     suite = suite or synthetic_suite()
     step_time_s = step_time_s or {"bf16": 3.170, "fp8": 2.950}
     peak_alloc_gb = peak_alloc_gb or {"bf16": 57.8, "fp8": 51.7}
@@ -85,13 +91,16 @@ def write_synthetic_suite(
         times[:3] *= 3  # warm-up steps are slow (compilation, allocator growth)
         tokens = spec.stage.global_batch_size * spec.stage.seq_len
         alloc = peak_alloc_gb.get(spec.arm, 50.0) * GB
+        rss = alloc if on_cpu else 2 * GB
+        alloc = None if on_cpu else alloc
         lines = []
         for i in range(n_steps):
             step = i + 1
             lines.append(json.dumps({
                 "step": step, "loss": float(losses[i]), "lr": 3e-3, "grad_norm": 1.0, "tokens": tokens,
                 "step_time_s": float(times[i]), "tokens_per_s": tokens / float(times[i]), "mfu": None,
-                "peak_alloc_bytes": alloc * (0.9 if step == 1 else 1.0), "peak_reserved_bytes": alloc * 1.05,
+                "peak_alloc_bytes": alloc and alloc * (0.9 if step == 1 else 1.0),
+                "peak_reserved_bytes": alloc and alloc * 1.05,
                 "checkpoint": step % 20 == 0, "time_s": float(times[: i + 1].sum()),
             }))  # fmt: skip
         run.metrics.write_text("\n".join(lines) + "\n")
@@ -113,13 +122,15 @@ def write_synthetic_suite(
         atomic_write_json(run.summary, {
             "run_id": spec.run_id, "stage": spec.stage_name, "arm": spec.arm, "recipe": spec.recipe,
             "emulated": is_emulated(spec.recipe), "status": status, "reason": reason, "steps": n_steps,
-            "final_loss": float(losses[-1]), "peak_alloc_bytes": alloc, "peak_reserved_bytes": alloc * 1.05,
+            "final_loss": float(losses[-1]), "peak_alloc_bytes": alloc, "peak_reserved_bytes": alloc and alloc * 1.05,
+            "rss_peak_bytes": rss,
             "nvml_peak_memory_bytes": alloc * 1.08 if with_nvml else None,
             "energy_j": energy * tokens * n_steps if with_nvml else None,
             "energy_per_token_j": energy if with_nvml else None,
         })  # fmt: skip
         if not reason:
-            _write_eval(run, spec.arm, shared, own, n_problems, k, accuracy_shift.get(spec.arm, 0.0), output_text)
+            _write_eval(run, spec.arm, shared, own, n_problems, k, accuracy_shift.get(spec.arm, 0.0), output_text,
+                        (lengths or {}).get(spec.arm))  # fmt: skip
     return suite_dir
 
 
@@ -138,7 +149,7 @@ def _write_nvml(run: RunDir, n_steps: int, mean_t: float, alloc: float, rng: np.
 
 
 def _write_eval(run: RunDir, arm: str, shared: np.random.Generator, own: np.random.Generator, n_problems: int,
-                k: int, shift: float, output_text: str) -> None:  # fmt: skip
+                k: int, shift: float, output_text: str, lengths: tuple[int, float] | None) -> None:  # fmt: skip
     solve_rate = shared.uniform(0.05, 0.95, n_problems)  # the problem-to-problem spread both arms share
     p = np.clip(solve_rate + shift, 0, 1)
     rows = []
@@ -153,8 +164,19 @@ def _write_eval(run: RunDir, arm: str, shared: np.random.Generator, own: np.rand
     bench_dir = run.eval_dir / "aime24"
     bench_dir.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(rows)
+    extra = {}
+    if lengths is not None:
+        mean_tokens, truncated = lengths
+        frame["output_tokens"] = own.poisson(mean_tokens, len(frame)).astype("int64")
+        cut = own.random(len(frame)) < truncated
+        frame["finish_reason"] = np.where(cut, "length", "stop")
+        extra = {"output_tokens": {"mean": float(frame["output_tokens"].mean()),
+                                   "p95": float(frame["output_tokens"].quantile(0.95))},
+                 "truncation_rate": float(cut.mean()), "wall_time_s": 600.0, "gpu_hours": 600.0 * 8 / 3600,
+                 "data_parallel_size": 8}  # fmt: skip
     frame.to_parquet(bench_dir / "samples.parquet", index=False)
     atomic_write_json(bench_dir / "summary.json", {
         "benchmark": "aime24", "avg_at_k": float(frame["score"].mean() * 100), "pass_at_1": None, "k": k,
         "n_problems": n_problems, "n_samples": len(frame), "backend": "synthetic", "generation": {}, "versions": {},
+        **extra,
     })  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.data import arith, stdlib
+from harness.data import arith, long_chats, stdlib
 from harness.errors import InvalidInput
 
 ARITH_SFT_SIZE = 4096  # records generated before max_samples is applied
@@ -13,6 +13,8 @@ ARITH_SFT_SIZE = 4096  # records generated before max_samples is applied
 BUILTINS: dict[str, Callable[[int | None], list[dict]]] = {
     "stdlib": stdlib.stdlib_records,
     "arith-sft": lambda limit: arith.sft_records(limit or ARITH_SFT_SIZE),
+    # long-tailed SFT conversations (median ~2k, p99 ~24k tokens) for packing measurements
+    "long-chats": lambda limit: long_chats.records(limit or 4096),
 }
 
 PREFIX = "builtin:"

@@ -18,6 +18,9 @@ from pathlib import Path
 from harness.data import arith, stdlib
 
 VOCAB_SIZE = 4096
+# How Qwen2's tokenizer splits text before byte-level BPE (single digits); the tiny BPE trains with
+# it and harness.train.tokenizer rebuilds Qwen's tokenizer with it.
+QWEN_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 CORPUS_FILES = 250  # first N stdlib files: enough text for a 4k vocabulary, trains in a few seconds
 ARITH_CHATS = 2000
 ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -63,8 +66,6 @@ def train_tiny_bpe():
     between training and evaluation.
     """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-
-    from harness.train.tokenizer import QWEN_PATTERN
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()

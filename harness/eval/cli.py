@@ -89,7 +89,7 @@ def main_eval(args) -> int:
     run = RunDir(target)
     if run.exists():
         config, names = _eval_config(args, run.read_spec().eval)
-        checkpoint = run.checkpoints / "final"
+        checkpoint = run.final_checkpoint
         out = Path(args.out) if args.out else run.eval_dir
     elif (target / "config.json").is_file():
         if not args.out:

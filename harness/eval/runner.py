@@ -47,7 +47,7 @@ def evaluate_run(run_dir: RunDir, benchmarks: list[str] | None = None, *, quiet:
     """Evaluate run_dir/checkpoints/final with spec.json's `eval` settings; returns bench -> summary."""
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     spec = run_dir.read_spec()
-    checkpoint = run_dir.checkpoints / "final"
+    checkpoint = run_dir.final_checkpoint
     names = list(benchmarks or spec.eval.benchmarks)
     if not names:
         raise InvalidInput(

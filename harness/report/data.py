@@ -1,4 +1,8 @@
-"""Everything the report shows, gathered from a suite's run directories and parity.json."""
+"""Everything the report shows: parity.json's typed results, and the runs' raw curves to draw.
+
+Statistics come from parity.json only (harness compare computed them); the run directories give
+what is drawn (loss curves, step times, NVML samples, profiles) and the per-problem texts.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 
 from harness.analysis import rundata
-from harness.analysis.compare import PARITY_FILE, compare_suite, warmup_steps
-from harness.analysis.loss import ema, loss_parity
+from harness.analysis.loss import ema
 from harness.analysis.pairing import Run, load_runs
-from harness.store import read_json
+from harness.analysis.results import PARITY_FILE, Parity, read_parity
+from harness.recipes import is_emulated
 
 EXCERPT_CHARS = 400
 MAX_DISAGREEMENTS = 8
@@ -29,16 +33,28 @@ class RunSeries:
     profile: dict | None = None  # profile.json (telemetry.profile_steps), when the run was profiled
 
     @property
+    def smoothed(self) -> tuple[list[int], list[float]]:
+        """The loss curve with the same bias-corrected EMA loss parity applies, over this run's own steps."""
+        pairs = [(s, v) for s, v in zip(self.steps, self.loss, strict=True) if v is not None]
+        if not pairs:
+            return [], []
+        steps, values = zip(*pairs, strict=True)
+        return list(steps), [float(v) for v in ema(values)]
+
+    @property
     def label(self) -> str:
-        return f"{self.run.spec.arm} ({self.run.spec.recipe}{', EMULATED' if self.run.emulated else ''})"
+        """ "fp8 (emulated:block)": the recipe names the precision; EMULATED is added only where it does not."""
+        recipe = self.run.spec.recipe
+        return f"{self.run.spec.arm} ({recipe})" + (
+            " EMULATED" if self.run.emulated and not is_emulated(recipe) else ""
+        )
 
 
 @dataclass
 class ReportData:
     suite_dir: Path
-    parity: dict
+    parity: Parity
     runs: dict[str, RunSeries]  # run_id -> series
-    loss_curves: dict[str, dict]  # comparison id -> loss_parity() with per-step arrays
     agreement: dict[str, dict]  # comparison id -> bench -> agreement summary
 
 
@@ -94,30 +110,14 @@ def agreement(baseline: Run, candidate: Run, bench: str) -> dict:
     }
 
 
-def load_report_data(suite_dir: Path) -> ReportData:
-    """Read parity.json (computing it, without touching the index, when absent) and the runs."""
+def load_report_data(suite_dir: Path, parity: Parity | None = None) -> ReportData:
+    """The runs of a suite, read for drawing, beside its parity results (default: its parity.json)."""
     suite_dir = Path(suite_dir)
-    path = suite_dir / PARITY_FILE
-    parity = read_json(path, PARITY_FILE) if path.is_file() else compare_suite(suite_dir, record=False)
+    parity = parity or read_parity(suite_dir / PARITY_FILE)
     runs = {r.spec.run_id: _series(r) for r in load_runs(suite_dir)}
-    loss_curves, agree = {}, {}
-    for row in parity["comparisons"]:
-        base, cand = runs.get(row["baseline"]["run_id"]), runs.get(row["candidate"]["run_id"])
-        if base is None or cand is None:
-            continue
-        loss_curves[row["id"]] = {
-            **loss_parity(base.steps, base.loss, cand.steps, cand.loss, warmup_steps=warmup_steps(cand.run)),
-            "baseline_smoothed": _smoothed(base),
-            "candidate_smoothed": _smoothed(cand),
-        }
-        if row["status"] == "ok":
-            agree[row["id"]] = {bench: agreement(base.run, cand.run, bench) for bench in row["eval"]}
-    return ReportData(suite_dir, parity, runs, loss_curves, agree)
-
-
-def _smoothed(series: RunSeries) -> tuple[list[int], list[float]]:
-    pairs = [(s, v) for s, v in zip(series.steps, series.loss, strict=True) if v is not None]
-    if not pairs:
-        return [], []
-    steps, values = zip(*pairs, strict=True)
-    return list(steps), [float(v) for v in ema(values)]
+    agree = {}
+    for row in parity.comparisons:
+        base, cand = runs.get(row.baseline.run_id), runs.get(row.candidate.run_id)
+        if base is not None and cand is not None and row.status == "ok":
+            agree[row.id] = {bench: agreement(base.run, cand.run, bench) for bench in row.eval}
+    return ReportData(suite_dir, parity, runs, agree)

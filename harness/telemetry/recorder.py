@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from harness.recipes import is_emulated
 from harness.store import STATUSES, MetricsWriter, RunDir, atomic_write_json, read_metrics, truncate_metrics
 from harness.telemetry import nvml as nvml_mod
 from harness.telemetry.flops import peak_flops
@@ -34,7 +35,6 @@ from harness.telemetry.manifest import build_manifest, utc_now
 from harness.telemetry.progress import ProgressDisplay
 from harness.telemetry.ranks import FINISH_OPS, STEP_OPS, broadcast_from_rank0, distributed_world, gather_reduce
 from harness.telemetry.stats import build_summary, energy_in_windows, steady_records, step_windows
-from harness.train.precision.registry import is_emulated
 
 
 class StepRecord:

@@ -66,12 +66,21 @@ def bootstrap_median_ci(
 
 
 def describe(values: Iterable[float | None], **bootstrap_kwargs) -> dict[str, float | None]:
-    """{median, mean, ci_low, ci_high} of the finite values; all None when there are none."""
+    """{median, median_ci_low, median_ci_high, mean} of the finite values; all None when there are none.
+
+    The interval bounds the median (a percentile bootstrap of it), and its names say so: the mean
+    has no interval here and can lie outside it.
+    """
     data = finite(values)
     if data.size == 0:
-        return {"median": None, "mean": None, "ci_low": None, "ci_high": None}
+        return {"median": None, "median_ci_low": None, "median_ci_high": None, "mean": None}
     low, high = bootstrap_median_ci(data, **bootstrap_kwargs)
-    return {"median": float(np.median(data)), "mean": float(np.mean(data)), "ci_low": low, "ci_high": high}
+    return {
+        "median": float(np.median(data)),
+        "median_ci_low": low,
+        "median_ci_high": high,
+        "mean": float(np.mean(data)),
+    }
 
 
 def max_or_none(values: Iterable[float | None]) -> float | None:

@@ -45,7 +45,6 @@ from torch.distributed.checkpoint.state_dict import (
 
 from harness.errors import InvalidInput, RunFailed
 from harness.train.distributed import barrier
-from harness.train.precision.te_layer import unfuse_state
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 STATE_FILE = "state.pt"
@@ -269,16 +268,19 @@ def full_model_state(model) -> dict:
     return get_model_state_dict(model, options=options)
 
 
-def export_final(folder: Path, model, tokenizer, dtype: torch.dtype) -> Path:
+def export_final(folder: Path, model, tokenizer, dtype: torch.dtype, export_state=None) -> Path:
     """checkpoints/final: a plain Hugging Face folder, whatever modules a precision backend swapped in.
 
-    Collective: the full weights are gathered (under FSDP2) and rank 0 writes. The weights are
-    copied into a freshly built model of the same config (backend extras such as Transformer
-    Engine's `_extra_state` are dropped, its fused layers' weights are split back into HF's
-    q/k/v and gate/up), cast to `dtype`, saved with save_pretrained.
+    Collective: the full weights are gathered (under FSDP2) and rank 0 writes. `export_state(state,
+    config) -> state` is the precision backend's way back to HF names (PrecisionBackend.export_state:
+    Transformer Engine splits its fused layers into q/k/v and gate/up and drops its `_extra_state`);
+    None keeps the state as it is. The weights are copied into a freshly built model of the same
+    config, cast to `dtype` and saved with save_pretrained.
     """
     full = full_model_state(model)
     if _rank() == 0:
+        if export_state is not None:
+            full = export_state(full, model.config)
         _write_hf(folder, model.config, full, tokenizer, dtype)
     barrier()
     return folder
@@ -287,8 +289,7 @@ def export_final(folder: Path, model, tokenizer, dtype: torch.dtype) -> Path:
 def _write_hf(folder: Path, config, full: dict, tokenizer, dtype: torch.dtype) -> None:
     from transformers import AutoModelForCausalLM
 
-    full = unfuse_state(full, config)  # TE fused layers back to HF names (a no-op for HF layers)
-    state = {k: v.detach().to("cpu", dtype) for k, v in full.items() if not k.endswith("_extra_state")}
+    state = {k: v.detach().to("cpu", dtype) for k, v in full.items()}
     with torch.device("meta"):
         plain = AutoModelForCausalLM.from_config(config, dtype=dtype)
     plain.load_state_dict(state, strict=True, assign=True)

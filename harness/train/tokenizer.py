@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from harness.data.tiny_bpe import QWEN_PATTERN
 from harness.errors import InvalidInput
 
 CHATML_TEMPLATE = (
@@ -35,7 +36,6 @@ QWEN_SPECIALS = (
     "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
     "<|repo_name|>", "<|file_sep|>",
 )  # fmt: skip
-QWEN_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
 
 def default_tokenizer_name(cfg) -> str:

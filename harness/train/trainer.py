@@ -124,7 +124,8 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
                     # without the metrics of the steps it contains; a kill mid-save resumes earlier.
                     telemetry.mark_checkpoint(step)
                     save_checkpoint(run_dir.checkpoints, step, model, optimizer, scheduler, batches.position)
-            export_final(run_dir.checkpoints / "final", model, tokenizer, getattr(torch, spec.model.dtype))
+            export_final(run_dir.final_checkpoint, model, tokenizer, getattr(torch, spec.model.dtype),
+                         backend.export_state)  # fmt: skip
         except RunFailed as exc:
             with signals_held():
                 telemetry.finish("failed", str(exc))
@@ -242,7 +243,7 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
 
 
 def _finished(run_dir: RunDir) -> bool:
-    if not (run_dir.checkpoints / "final").is_dir() or not run_dir.manifest.is_file() or not run_dir.summary.is_file():
+    if not run_dir.final_checkpoint.is_dir() or not run_dir.manifest.is_file() or not run_dir.summary.is_file():
         return False
     return run_dir.read_manifest().get("status") == "completed"
 
@@ -250,7 +251,7 @@ def _finished(run_dir: RunDir) -> bool:
 def _init_path(spec, run_dir: RunDir) -> Path | None:
     if not spec.init_from_run:
         return None
-    path = run_dir.path.parent / spec.init_from_run / "checkpoints" / "final"
+    path = run_dir.sibling(spec.init_from_run).final_checkpoint
     if not (path / "config.json").is_file():
         raise InvalidInput(
             f"{path}: stage {spec.stage_name} starts from run {spec.init_from_run}, which has no final checkpoint; "

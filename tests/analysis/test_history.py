@@ -2,7 +2,7 @@ import json
 
 from harness.analysis.compare import compare_suite
 from harness.analysis.history import history_rows
-from harness.analysis.synthetic import write_synthetic_suite
+from harness.analysis.synthetic import synthetic_suite, write_synthetic_suite
 from harness.cli import main
 
 
@@ -31,3 +31,12 @@ def test_compare_cli_prints_a_table_and_writes_parity_json(tmp_path, capsys):
     assert main(["compare", str(suite_dir), "--resamples", "200"]) == 0
     assert "cpt/fp8/s0" in capsys.readouterr().out
     assert json.loads((suite_dir / "parity.json").read_text())["comparisons"]
+
+
+def test_history_marks_emulated_arms_and_shows_no_speed_for_them(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    write_synthetic_suite(runs, synthetic_suite(arms={"bf16": "bf16", "fp8": "emulated:row"}))
+    compare_suite(runs / "synth", n_resamples=100)
+    assert main(["history", "--runs-dir", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "cpt/fp8/s0 EMULATED" in out and "not measured" in out

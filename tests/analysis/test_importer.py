@@ -47,9 +47,9 @@ def test_two_imported_megatron_runs_compare_like_our_own(tmp_path):
     fp8_log.write_text(MEGATRON_LOG.read_text().replace("3170.2", "2950.0").replace("3176.4", "2950.0"))
     for arm, recipe, log in (("bf16", "bf16", MEGATRON_LOG), ("fp8", "te:blockwise", fp8_log)):
         assert main(["import", str(log), "--out", str(suite / f"cpt-{arm}-s0"), "--arm", arm, "--recipe", recipe]) == 0
-    row = compare_suite(suite, n_resamples=200)["comparisons"][0]
-    assert row["candidate"]["status"] == "imported"
-    assert row["speed"]["speedup"]["value"] == pytest.approx(3.1733 / 2.95, rel=0.01)
+    row = compare_suite(suite, n_resamples=200).comparisons[0]
+    assert row.candidate.status == "imported"
+    assert row.speed.speedup.value == pytest.approx(3.1733 / 2.95, rel=0.01)
 
 
 def test_tensorboard_events_round_trip_into_metrics(tmp_path):

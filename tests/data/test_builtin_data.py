@@ -28,3 +28,19 @@ def test_builtin_registry_serves_stdlib_and_arithmetic_chats():
 def test_unknown_builtin_names_the_known_ones():
     with pytest.raises(InvalidInput, match=r"builtin:nope.*known: builtin:stdlib, builtin:arith-sft"):
         builtin_records("builtin:nope")
+
+
+def test_long_chats_have_the_long_tail_of_reasoning_sft_sets_and_are_deterministic():
+    import numpy as np
+
+    from harness.data import long_chats
+
+    drawn = long_chats.lengths(20000)
+    assert abs(np.median(drawn) - 2000) < 100 and abs(np.percentile(drawn, 99) - 24000) < 2500
+    assert drawn.min() >= long_chats.MIN_TOKENS and drawn.max() <= long_chats.MAX_TOKENS
+    first = builtin_records("builtin:long-chats", 5)
+    assert first == builtin_records("builtin:long-chats", 5)
+    assert [m["role"] for m in first[0]["messages"]] == ["user", "assistant"]
+    sizes = [sum(len(m["content"]) for m in r["messages"]) for r in first]
+    expected = long_chats.lengths(5) * long_chats.CHARS_PER_TOKEN
+    assert all(abs(size - want) < 100 for size, want in zip(sizes, expected, strict=True))

@@ -5,8 +5,9 @@ import pytest
 from harness.analysis.compare import compare_suite
 from harness.analysis.synthetic import synthetic_suite, write_synthetic_suite
 from harness.cli import main
+from harness.report.export import latex_escape, markdown_escape, to_latex, to_markdown
 from harness.report.html import write_report
-from harness.report.tables import eval_rows, headline_rows, latex_escape, to_latex, to_markdown
+from harness.report.tables import eval_table, headline_table
 
 PLANTED = "<script>alert(1)</script>"
 
@@ -93,29 +94,32 @@ def test_report_cli_defaults_to_reports_suite(tmp_path, monkeypatch, capsys):
 
 def test_tables_escape_latex_and_markdown():
     assert latex_escape("a_b & 50%") == r"a\_b \& 50\%"
+    assert latex_escape("<x> |y|") == r"\textless{}x\textgreater{} \textbar{}y\textbar{}"
     assert "\\|" in to_markdown(["x"], [["a|b"]])
+    # A name from a suite prints as itself: no emphasis, link, code span or HTML.
+    assert markdown_escape("fp8_x *a* [b](c) `d` <i>&") == r"fp8\_x \*a\* \[b\](c) \`d\` &lt;i&gt;&amp;"
     tex = to_latex(["Stage", "Arm"], [["cpt", "fp8_x"]], "cap", "tab:x")
     assert "fp8\\_x" in tex and "\\bottomrule" in tex
 
 
 def test_loss_bias_cell_carries_sign_interval_and_seed_count():
+    from harness.analysis.results import SeedMean
     from harness.report.tables import loss_bias
 
-    assert loss_bias({"value": 0.0091, "ci_low": None, "ci_high": None, "n": 1}) == "+0.91% (1 seed)"
-    assert (
-        loss_bias({"value": 0.0021, "ci_low": -0.004, "ci_high": 0.0082, "n": 3}) == "+0.21% [-0.40, +0.82] (3 seeds)"
-    )
+    assert loss_bias(SeedMean(value=0.0091, ci_low=None, ci_high=None, n=1)) == "+0.91% (1 seed, no interval)"
+    assert loss_bias(SeedMean(value=0.0021, ci_low=-0.004, ci_high=0.0082, n=3)) == "+0.21% [-0.40, +0.82] (3 seeds)"
     assert loss_bias(None) == "-"
 
 
 def test_headline_rows_are_in_infir2_terms(tmp_path):
     suite_dir = write_synthetic_suite(tmp_path / "runs")
     parity = compare_suite(suite_dir, n_resamples=200, record=False)
-    headers, rows = headline_rows(parity)
+    table = headline_table(parity)
+    headers, rows = table.headers, [r.cells for r in table.rows]
     assert headers[2:5] == ["Time reduction", "Memory reduction", "Throughput increase"]
     assert rows[0][3] == f"{(1 - 51.7 / 57.8) * 100:.1f}%"
-    assert headers[6] == "Loss vs BF16" and rows[0][6].endswith("% (1 seed)")
-    assert eval_rows(parity)[1][0][1] == "aime24"
+    assert headers[6] == "Loss (FP8 - BF16) / BF16" and rows[0][6].endswith("% (1 seed, no interval)")
+    assert eval_table(parity).rows[0].cells[1] == "aime24"
 
 
 def test_loss_bias_figure_shows_every_seed_and_the_mean_over_seeds(tmp_path):
@@ -174,3 +178,33 @@ def test_profiled_runs_get_a_kernel_time_figure_against_their_step_time(tmp_path
     RunDir(suite_dir / "cpt-fp8-s0").profile.write_text('{"steps": [2, 3]}')
     with pytest.raises(InvalidInput, match=r"cpt-fp8-s0/profile.json: no per_step_ms table.*delete it"):
         load_report_data(suite_dir)
+
+
+def test_the_report_opens_with_the_gate_outcome_and_lists_every_gate(report):
+    html = report.read_text()
+    outcome = html.index('id="outcome"')
+    assert outcome < html.index('id="headline"') and "Gates: <b>FAILED</b>" in html[outcome : outcome + 200]
+    section = html[html.index('id="gates"') : html.index('id="comparisons"')]
+    for text in ("Passes when", "speedup", "&gt;= 1.050x", "PASS", "FAIL", "loss was NaN at step 30"):
+        assert text in section, text
+
+
+def test_an_emulated_arm_shows_no_speed_or_memory_numbers(report):
+    html = report.read_text()
+    headline = html[html.index('id="headline"') : html.index('id="gates"')]
+    assert "emu (emulated:block)</td>" in headline and "not measured (emulated)" in headline
+    md = (report.parent / "tables" / "headline.md").read_text()
+    [emu] = [line for line in md.splitlines() if "emu (emulated:block)" in line]
+    assert emu.count("not measured (emulated)") == 4 and "EMULATED" not in emu  # the recipe already says so
+    assert "EMULATED" in (report.parent / "tables" / "eval.md").read_text()  # comparison ids do not
+
+
+def test_a_verdict_that_disagrees_with_its_gates_is_explained(tmp_path):
+    suite = synthetic_suite(margin_points=3.0, gates={"max_score_drop": 50.0})
+    suite_dir = write_synthetic_suite(tmp_path / "runs", suite, accuracy_shift={"fp8": -0.3}, n_problems=40, k=8)
+    parity = compare_suite(suite_dir, suite.gates, n_resamples=200)
+    assert parity.comparisons[0].verdict == "worse"
+    html = write_report(suite_dir, tmp_path / "out").read_text()
+    assert "Gates: <b>PASSED</b>" in html
+    assert "cpt/fp8/s0: the verdict is worse while every gate passed." in html
+    assert "lies below 0; the score_drop gate passes any delta &gt;= -50.0 pts" in html

@@ -59,7 +59,7 @@ def test_describe_gives_hand_computed_median_and_mean():
 
 def test_describe_ignores_missing_and_nan_and_is_all_none_without_values():
     assert describe([None, float("nan"), 4.0])["median"] == 4.0
-    assert describe([None, None]) == {"median": None, "mean": None, "ci_low": None, "ci_high": None}
+    assert describe([None, None]) == {"median": None, "median_ci_low": None, "median_ci_high": None, "mean": None}
 
 
 def test_bootstrap_ci_contains_the_median_and_is_deterministic():

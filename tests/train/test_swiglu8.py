@@ -12,7 +12,6 @@ from harness.train.precision.swiglu8 import (
     SwiGLUSavedFP8MLP,
     dequantize_blocks,
     quantize_blocks,
-    split_modifier,
     swiglu_saved_fp8,
 )
 from harness.train.trainer import train
@@ -79,13 +78,6 @@ def test_backward_keeps_fp8_tensors_about_a_third_of_the_bytes_of_bf16_autograd(
     assert nbytes("plain") == 3 * 8 * 1024 * 2  # eager autograd: gate, silu(gate) and up in BF16
     assert nbytes("fp8") == 2 * (8 * 1024 + 8 * 8 * 4)  # gate and up, a byte each, plus an FP32 scale per 128
     assert nbytes("fp8") / nbytes("plain") < 0.35
-
-
-def test_recipe_modifier_parses_and_an_unknown_one_names_the_known_one():
-    assert split_modifier("torchao:tensorwise+swiglu8") == ("torchao:tensorwise", True)
-    assert split_modifier("torchao:tensorwise") == ("torchao:tensorwise", False)
-    with pytest.raises(InvalidInput, match=r"unknown modifier \+fp8act; the only one is \+swiglu8"):
-        split_modifier("torchao:tensorwise+fp8act")
 
 
 def test_emulated_swiglu8_swaps_every_mlp_keeps_hf_parameter_names_and_refuses_other_activations():

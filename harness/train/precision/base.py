@@ -3,6 +3,9 @@
 A backend converts a freshly initialised model (after the seed fixed its weights, so matched
 arms start equal) and supplies the context every forward runs under. The trainer calls only
 these methods, so the loop never branches on precision (torchtitan's "model converter" idea).
+`export_state` is the way back (torchtitan's `state_dict_transform`): it turns the converted
+model's full state dict into the plain Hugging Face one, so checkpoint code knows no backend.
+Backends subclass the protocol to inherit its defaults.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch
 from torch import nn
 
 from harness.errors import InvalidInput
+from harness.recipes import Recipe
 
 
 @runtime_checkable
@@ -30,6 +34,13 @@ class PrecisionBackend(Protocol):
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         """The context each forward (and loss) runs under."""
+
+    def export_state(self, state: dict[str, torch.Tensor], config) -> dict[str, torch.Tensor]:
+        """The converted model's full state dict as the Hugging Face model of `config` names it.
+
+        Identity by default: backends that keep HF's modules and parameter names need nothing.
+        """
+        return state
 
 
 def bf16_autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -59,8 +70,9 @@ def cuda_capability(device: torch.device) -> tuple[int, int] | None:
     return torch.cuda.get_device_capability(device)
 
 
-def require_gpu(recipe: str, device: torch.device, minimum: tuple[int, int], package: str, fallback: str) -> None:
-    """Refuse a hardware recipe on a device without FP8 support, naming what is missing and a CPU fallback."""
+def require_gpu(recipe: Recipe, device: torch.device, package: str) -> None:
+    """Refuse a hardware recipe on a device without FP8 support, naming what is missing and its CPU fallback."""
+    minimum, fallback = recipe.min_capability, recipe.fallback
     capability = cuda_capability(device)
     need = {
         (8, 9): "Ada, Hopper or newer",
@@ -70,10 +82,10 @@ def require_gpu(recipe: str, device: torch.device, minimum: tuple[int, int], pac
     wanted = f"an NVIDIA GPU with FP8 support ({need.get(minimum, f'compute capability {minimum[0]}.{minimum[1]}+')})"
     if capability is None:
         raise InvalidInput(
-            f"{recipe} needs {wanted} and {package}; none here (device {device}) — use {fallback} on CPU"
+            f"{recipe.name} needs {wanted} and {package}; none here (device {device}) — use {fallback} on CPU"
         )
     if capability < minimum:
         raise InvalidInput(
-            f"{recipe} needs {wanted}; this GPU has compute capability {capability[0]}.{capability[1]} — "
+            f"{recipe.name} needs {wanted}; this GPU has compute capability {capability[0]}.{capability[1]} — "
             f"pick another recipe or use {fallback}"
         )

@@ -5,14 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.train.precision.base import bf16_autocast
+from harness.recipes import RECIPES, Recipe
+from harness.train.precision.base import PrecisionBackend, bf16_autocast
 
 
-class BF16Backend:
+class BF16Backend(PrecisionBackend):
     emulated = False
 
-    def __init__(self, name: str = "bf16"):
-        self.name = name
+    def __init__(self, recipe: Recipe = RECIPES["bf16"]):
+        self.recipe, self.name = recipe, recipe.name
 
     def check_available(self, device: torch.device) -> None:
         """BF16 autocast runs on CPU and CUDA alike."""
@@ -24,5 +25,5 @@ class BF16Backend:
         return bf16_autocast(device)
 
 
-def make(recipe: str) -> BF16Backend:
+def make(recipe: Recipe) -> BF16Backend:
     return BF16Backend(recipe)

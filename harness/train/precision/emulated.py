@@ -31,14 +31,15 @@ import math
 import torch
 from torch import nn
 
-from harness.train.precision.base import bf16_autocast, decoder_linears
-from harness.train.precision.swiglu8 import split_modifier, use_swiglu_saved_fp8
+from harness.recipes import Recipe
+from harness.train.precision.base import PrecisionBackend, bf16_autocast, decoder_linears
+from harness.train.precision.swiglu8 import use_swiglu_saved_fp8
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
 FULL = (1, math.inf)  # one row, all columns
 
 
-class Recipe:
+class Scaling:
     """Block shapes (rows, cols) for activations, weights, gradients; power-of-2 scales; gradient format."""
 
     def __init__(self, act, weight, grad, pow2: bool, grad_dtype: torch.dtype):
@@ -46,9 +47,9 @@ class Recipe:
 
 
 RECIPES = {
-    "tensor": Recipe(None, None, None, pow2=False, grad_dtype=E5M2),
-    "row": Recipe(FULL, FULL, FULL, pow2=True, grad_dtype=E5M2),
-    "block": Recipe((1, 128), (128, 128), (1, 128), pow2=True, grad_dtype=E4M3),
+    "tensor": Scaling(None, None, None, pow2=False, grad_dtype=E5M2),
+    "row": Scaling(FULL, FULL, FULL, pow2=True, grad_dtype=E5M2),
+    "block": Scaling((1, 128), (128, 128), (1, 128), pow2=True, grad_dtype=E4M3),
 }
 
 
@@ -74,7 +75,7 @@ class _FP8Matmul(torch.autograd.Function):
     """y = x @ W^T + b with emulated FP8 operands in all three GEMMs; x is 2-D [tokens, in]."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, recipe: Recipe, out_dtype: torch.dtype):
+    def forward(ctx, x, weight, bias, recipe: Scaling, out_dtype: torch.dtype):
         qx = quantize_dequantize(x, E4M3, recipe.act, recipe.pow2)
         qw = quantize_dequantize(weight, E4M3, recipe.weight, recipe.pow2)
         y = qx.bfloat16() @ qw.bfloat16().t()
@@ -103,10 +104,10 @@ class _FP8Matmul(torch.autograd.Function):
 class EmulatedFP8Linear(nn.Linear):
     """nn.Linear whose GEMMs use emulated FP8; shares the original weight and bias Parameters."""
 
-    recipe: Recipe
+    recipe: Scaling
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, recipe: Recipe) -> EmulatedFP8Linear:
+    def from_linear(cls, linear: nn.Linear, recipe: Scaling) -> EmulatedFP8Linear:
         with torch.device("meta"):
             new = cls(linear.in_features, linear.out_features, bias=linear.bias is not None)
         new.weight, new.bias = linear.weight, linear.bias  # same Parameters: state_dict keys unchanged
@@ -121,25 +122,24 @@ class EmulatedFP8Linear(nn.Linear):
         return y.reshape(*x.shape[:-1], self.out_features)
 
 
-class EmulatedBackend:
+class EmulatedBackend(PrecisionBackend):
     emulated = True
 
-    def __init__(self, name: str):
-        self.name = name
-        base, self.swiglu8 = split_modifier(name)
-        self.recipe = RECIPES[base.split(":", 1)[1]]
+    def __init__(self, recipe: Recipe):
+        self.recipe, self.name, self.swiglu8 = recipe, recipe.name, recipe.swiglu8
+        self.scaling = RECIPES[recipe.scaling]  # its block shapes, scale rounding and gradient format
 
     def check_available(self, device: torch.device) -> None:
         """Runs anywhere torch has float8 dtypes (CPU included)."""
 
     def convert(self, model: nn.Module) -> nn.Module:
         for parent, attr, linear in list(decoder_linears(model)):
-            setattr(parent, attr, EmulatedFP8Linear.from_linear(linear, self.recipe))
+            setattr(parent, attr, EmulatedFP8Linear.from_linear(linear, self.scaling))
         return use_swiglu_saved_fp8(model, self.name) if self.swiglu8 else model
 
     def autocast(self, device: torch.device):
         return bf16_autocast(device)
 
 
-def make(recipe: str) -> EmulatedBackend:
+def make(recipe: Recipe) -> EmulatedBackend:
     return EmulatedBackend(recipe)

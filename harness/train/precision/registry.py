@@ -1,39 +1,17 @@
-"""Names of the precision recipes and where each backend lives.
+"""The precision registry: a recipe name -> its backend, built from the parsed `harness.recipes.Recipe`.
 
-Kept free of heavy imports so `harness validate` can check recipe names without torch.
-Each value is "module:attribute" of a factory `make(recipe_name) -> PrecisionBackend`.
+The names, their families and requirements live in `harness.recipes` (importable without torch,
+so `harness validate` checks names without it); this module only builds backends. Each
+recipe's `builder` is "module:attribute" of a factory `make(recipe: Recipe) -> PrecisionBackend`.
 """
 
 from __future__ import annotations
 
-import importlib
+from harness.recipes import RECIPES, Recipe, is_emulated, parse
 
-RECIPES: dict[str, str] = {
-    "bf16": "harness.train.precision.bf16:make",
-    "te:delayed": "harness.train.precision.te:make",
-    "te:current": "harness.train.precision.te:make",
-    "te:blockwise": "harness.train.precision.te:make",
-    "te:mxfp8": "harness.train.precision.te:make",
-    "torchao:tensorwise": "harness.train.precision.torchao:make",
-    "torchao:rowwise": "harness.train.precision.torchao:make",
-    "torchao:blockwise": "harness.train.precision.torchao:make",
-    # +swiglu8: the SwiGLU inputs kept for backward in FP8 as well (swiglu8.py); forward unchanged.
-    "torchao:tensorwise+swiglu8": "harness.train.precision.torchao:make",
-    "torchao:rowwise+swiglu8": "harness.train.precision.torchao:make",
-    "emulated:tensor": "harness.train.precision.emulated:make",
-    "emulated:row": "harness.train.precision.emulated:make",
-    "emulated:block": "harness.train.precision.emulated:make",
-    "emulated:tensor+swiglu8": "harness.train.precision.emulated:make",
-    "emulated:row+swiglu8": "harness.train.precision.emulated:make",
-    "emulated:block+swiglu8": "harness.train.precision.emulated:make",
-}
+__all__ = ["RECIPES", "Recipe", "get_backend", "is_emulated"]
 
 
-def get_backend(recipe: str):
-    """Instantiate the backend for a recipe name (imports its module on first use)."""
-    module_name, attr = RECIPES[recipe].split(":")
-    return getattr(importlib.import_module(module_name), attr)(recipe)
-
-
-def is_emulated(recipe: str) -> bool:
-    return recipe.startswith("emulated:")
+def get_backend(recipe: str | Recipe):
+    """Instantiate the backend for a recipe (a name or a parsed Recipe; imports its module on first use)."""
+    return (recipe if isinstance(recipe, Recipe) else parse(recipe)).build()

@@ -157,11 +157,3 @@ def _is_silu(act: nn.Module) -> bool:
     probe = torch.linspace(-6, 6, 25)
     with torch.no_grad():
         return bool(torch.allclose(act(probe), F.silu(probe)))
-
-
-def split_modifier(recipe: str) -> tuple[str, bool]:
-    """("torchao:tensorwise", True) for "torchao:tensorwise+swiglu8"; (recipe, False) without the modifier."""
-    base, plus, modifier = recipe.partition("+")
-    if plus and modifier != "swiglu8":
-        raise InvalidInput(f"recipe {recipe!r}: unknown modifier +{modifier}; the only one is +swiglu8")
-    return base, bool(plus)

@@ -21,16 +21,9 @@ import torch
 from torch import nn
 
 from harness.errors import InvalidInput
-from harness.train.precision.base import bf16_autocast, decoder_linears, require_gpu
-from harness.train.precision.te_layer import FusedQwen2DecoderLayer, can_fuse
-
-MIN_CAPABILITY = {"delayed": (8, 9), "current": (8, 9), "blockwise": (9, 0), "mxfp8": (10, 0)}
-FALLBACK = {
-    "delayed": "emulated:tensor",
-    "current": "emulated:tensor",
-    "blockwise": "emulated:block",
-    "mxfp8": "emulated:block",
-}
+from harness.recipes import Recipe
+from harness.train.precision.base import PrecisionBackend, bf16_autocast, decoder_linears, require_gpu
+from harness.train.precision.te_layer import FusedQwen2DecoderLayer, can_fuse, unfuse_state
 
 
 def _te():
@@ -53,16 +46,16 @@ def _fp8_recipe(kind: str):
     return r.MXFP8BlockScaling(fp8_format=r.Format.E4M3)
 
 
-class TEBackend:
+class TEBackend(PrecisionBackend):
     emulated = False
 
-    def __init__(self, name: str):
-        self.name = name
-        self.kind = name.split(":", 1)[1]
+    def __init__(self, recipe: Recipe):
+        self.recipe, self.name = recipe, recipe.name
+        self.kind = recipe.scaling
         self._recipe = None
 
     def check_available(self, device: torch.device) -> None:
-        require_gpu(self.name, device, MIN_CAPABILITY[self.kind], "transformer_engine", FALLBACK[self.kind])
+        require_gpu(self.recipe, device, "transformer_engine")
         te = _te()
         # TE's own probes know about driver/CUDA requirements (e.g. blockwise needs CUDA 12.9+).
         probes = {"blockwise": "check_fp8_block_scaling_support", "mxfp8": "check_mxfp8_support"}
@@ -107,6 +100,12 @@ class TEBackend:
             stack.enter_context(te.autocast(enabled=True, recipe=recipe))
         return stack
 
+    def export_state(self, state: dict[str, torch.Tensor], config) -> dict[str, torch.Tensor]:
+        """Fused layers' weights split back into HF's q/k/v and gate/up; TE's `_extra_state` (FP8
+        scaling metadata, meaningless outside TE) dropped."""
+        state = unfuse_state(state, config)
+        return {k: v for k, v in state.items() if not k.endswith("_extra_state")}
 
-def make(recipe: str) -> TEBackend:
+
+def make(recipe: Recipe) -> TEBackend:
     return TEBackend(recipe)

@@ -24,24 +24,20 @@ import torch
 from torch import nn
 
 from harness.errors import InvalidInput
-from harness.train.precision.base import bf16_autocast, decoder_linears, require_gpu
-from harness.train.precision.swiglu8 import split_modifier, use_swiglu_saved_fp8
-
-MIN_CAPABILITY = {"tensorwise": (8, 9), "rowwise": (8, 9), "blockwise": (9, 0)}
-FALLBACK = {"tensorwise": "emulated:tensor", "rowwise": "emulated:row", "blockwise": "emulated:block"}
+from harness.recipes import Recipe
+from harness.train.precision.base import PrecisionBackend, bf16_autocast, decoder_linears, require_gpu
+from harness.train.precision.swiglu8 import use_swiglu_saved_fp8
 
 
-class TorchAOBackend:
+class TorchAOBackend(PrecisionBackend):
     emulated = False
 
-    def __init__(self, name: str):
-        self.name = name
-        base, self.swiglu8 = split_modifier(name)
-        self.kind = base.split(":", 1)[1]
+    def __init__(self, recipe: Recipe):
+        self.recipe, self.name = recipe, recipe.name
+        self.kind, self.swiglu8 = recipe.scaling, recipe.swiglu8
 
     def check_available(self, device: torch.device) -> None:
-        fallback = FALLBACK[self.kind] + ("+swiglu8" if self.swiglu8 else "")
-        require_gpu(self.name, device, MIN_CAPABILITY[self.kind], "torchao", fallback)
+        require_gpu(self.recipe, device, "torchao")
         try:
             if self.kind == "blockwise":
                 import torchao.prototype.blockwise_fp8_training.linear  # noqa: F401
@@ -90,5 +86,5 @@ def _sharded() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def make(recipe: str) -> TorchAOBackend:
+def make(recipe: Recipe) -> TorchAOBackend:
     return TorchAOBackend(recipe)

@@ -69,13 +69,17 @@ def test_a_failed_arm_fails_the_gate(tmp_path):
     assert [(r.comparison, r.gate) for r in failed] == [("cpt/fp8/s1", "run")] and "OOM" in failed[0].detail
 
 
-def test_score_drop_gate_uses_the_fp8_minus_bf16_delta(tmp_path):
+def test_score_drop_gate_holds_the_fp8_minus_bf16_delta_to_minus_the_drop(tmp_path):
     suite_dir = write_synthetic_suite(tmp_path / "runs", accuracy_shift={"fp8": -0.4}, n_problems=40, k=8)
     parity = compare_suite(suite_dir, n_resamples=100)
-    delta = parity["comparisons"][0]["eval"]["aime24"]["delta"]["value"]
+    delta = parity.comparisons[0].eval["aime24"].delta
     result = run_gates(parity, GatesConfig(max_score_drop=5.0))
     assert result.exit_code == 1
-    assert result.rows[0].gate == "score_drop:aime24" and result.rows[0].value == pytest.approx(-delta)
+    row = result.rows[0]
+    # One sign everywhere: the value is FP8 - BF16 (negative: FP8 scored lower), as is its CI beside it.
+    assert row.gate == "score_drop:aime24" and row.value == pytest.approx(delta.value)
+    assert row.value < 0
+    assert row.threshold_text == ">= -5.0 pts" and f"[{delta.ci_low:+.1f} pts, {delta.ci_high:+.1f} pts]" in row.detail
 
 
 def test_regression_gate_compares_with_the_last_passing_comparison(tmp_path):
@@ -102,8 +106,8 @@ def test_table_and_junit_mark_emulated_comparisons(tmp_path):
 def test_score_gate_is_skipped_for_a_stage_that_is_not_evaluated(tmp_path):
     suite_dir = write_synthetic_suite(tmp_path / "runs")
     parity = compare_suite(suite_dir, n_resamples=100, record=False)
-    row = parity["comparisons"][0]
-    row["eval"], row["evaluate"] = {}, False
+    row = parity.comparisons[0]
+    row.eval, row.evaluate = {}, False
     assert run_gates(parity, GatesConfig(max_score_drop=5.0)).exit_code == 2  # nothing checked at all
     result = run_gates(parity, GatesConfig(max_score_drop=5.0, max_loss_rel_error=0.05))
     assert result.exit_code == 0
@@ -130,8 +134,8 @@ def test_loss_bias_gate_averages_the_signed_error_over_seeds(tmp_path, capsys):
 def test_loss_bias_gate_without_the_signed_error_is_missing(tmp_path):
     suite_dir = write_synthetic_suite(tmp_path / "runs")
     parity = compare_suite(suite_dir, n_resamples=100)
-    for s in parity["summary"]:
-        del s["loss_bias"]  # a parity.json from before the field existed
+    for s in parity.summary:
+        s.loss_bias = None  # a parity.json from before the field existed
     result = run_gates(parity, GatesConfig(max_loss_bias=0.01))
     assert result.exit_code == 2 and "re-run `harness compare`" in result.rows[-1].detail
 
@@ -155,3 +159,26 @@ def test_a_stage_with_its_own_gates_table_is_gated_by_that_table_alone(tmp_path,
 def test_a_gates_table_for_a_stage_the_suite_lacks_is_refused():
     with pytest.raises(ValueError, match=r"gates\.stages\.sfx: no stage 'sfx' in this suite \(stages: cpt, sft\)"):
         synthetic_suite(stages=("cpt", "sft"), gates={"stages": {"sfx": {"max_score_drop": 5.0}}})
+
+
+def test_speed_and_memory_gates_skip_an_emulated_arm_saying_why(tmp_path, capsys):
+    suite_dir = write_synthetic_suite(tmp_path / "runs", synthetic_suite(arms={"bf16": "bf16", "fp8": "emulated:block"}),
+                                      step_time_s={"bf16": 3.0, "fp8": 1.0})  # fmt: skip
+    compare_suite(suite_dir, n_resamples=100)
+    # A 3x "speed-up" of emulated FP8 is no claim: the gate is skipped, so nothing was checked (exit 2) ...
+    assert main(["gate", str(suite_dir), "--min-speedup", "1.1", "--max-memory-ratio", "0.9"]) == 2
+    out = capsys.readouterr().out
+    assert out.count("SKIPPED") == 2 and "not measured: emulated FP8" in out and "PASS " not in out
+    # ... and a loss gate beside them decides alone.
+    assert main(["gate", str(suite_dir), "--min-speedup", "1.1", "--max-loss-rel-error", "5%"]) == 0
+
+
+def test_percent_gates_take_a_fraction_or_a_percentage_and_print_percent(suite_dir, capsys):
+    parity = json.loads((suite_dir / "parity.json").read_text())
+    error = parity["comparisons"][0]["loss"]["max_rel_error"]
+    assert main(["gate", str(suite_dir), "--max-loss-rel-error", f"{100 * error * 0.9}%"]) == 1
+    assert main(["gate", str(suite_dir), "--max-loss-rel-error", str(error * 1.1)]) == 0
+    out = capsys.readouterr().out
+    assert f"<= {100 * error * 1.1:.3g}%" in out and f"{100 * error:.3g}%" in out
+    assert main(["gate", str(suite_dir), "--min-speedup", "5%"]) == 2
+    assert "invalid ratio value: '5%'" in capsys.readouterr().err
