@@ -69,7 +69,7 @@ def test_two_imported_wandb_runs_compare_like_our_own(tmp_path):
     records = RunDir(suite / "cpt-fp8-s0").read_metrics()
     assert [r["step"] for r in records] == list(range(1, 13))  # W&B's _step 0..11, counted from 1 as ours are
     assert records[4]["loss"] == pytest.approx(2.96) and records[4]["step_time_s"] == pytest.approx(1.601)
-    row = compare_suite(suite, n_resamples=200)["comparisons"][0]
+    row = compare_suite(suite, n_resamples=200).model_dump(mode="json")["comparisons"][0]
     assert row["candidate"]["status"] == "imported"
     assert row["speed"]["speedup"]["value"] == pytest.approx(2001 / 1601, rel=1e-3)
 
