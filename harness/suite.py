@@ -521,6 +521,9 @@ def _apply_override(raw: dict, item: str, path: Path) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise InvalidInput(f"{path}: --set {key}: {part} is not a table")
+    if value == "null":  # TOML has no null: `--set key=null` removes the key, so its default applies
+        node.pop(parts[-1], None)
+        return
     node[parts[-1]] = parsed
 
 

@@ -25,9 +25,10 @@ fi
 run=(python3 -m harness.cli run suites/gpu-sft-1.5b.toml --skip-eval --runs-dir /tmp/runs --quiet)
 extra=()
 for kv in ${SFT_SET:-}; do extra+=(--set "$kv"); done
-# The padded runs: the same suite and conversations, one per row of seq_len, 5 steps (2 warm-up).
-padded=(--set name=gpu-sft-1.5b-padded --set stages.sft.packing=false --set stages.sft.steps=5
-  --set telemetry.warmup_steps=2)
+# The padded runs: the same suite and conversations, one per row of seq_len, 4 per step, 5 steps (2 warm-up).
+padded=(--set name=gpu-sft-1.5b-padded --set stages.sft.packing=false --set stages.sft.global_batch_tokens=null
+  --set stages.sft.global_batch_size=4 --set stages.sft.steps=5 --set telemetry.warmup_steps=2
+  --set stages.sft.schedule.warmup_steps=2)
 phase=${1:?phase: packed, padded or report}
 shift
 save() {  # everything so far, so a call that runs out of time still brings back the arms it finished

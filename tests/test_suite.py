@@ -121,6 +121,14 @@ def test_overrides_parse_toml_values_and_bare_strings(tmp_path):
     assert [r.seed for r in plan(suite)] == [1, 1, 2, 2]
 
 
+def test_an_override_of_null_removes_the_key_so_its_default_applies(tmp_path):
+    suite = load_suite(write(tmp_path, MINIMAL), ["stages.cpt.checkpoint_every=null", "stages.cpt.steps=7"])
+    assert suite.stages["cpt"].checkpoint_every is None and suite.stages["cpt"].steps == 7
+    sft = load_suite(SUITES / "gpu-sft-1.5b.toml", ["stages.sft.global_batch_tokens=null", "stages.sft.global_batch_size=4",
+                                                    "stages.sft.packing=false"])  # fmt: skip
+    assert sft.stages["sft"].global_batch_size == 4 and not sft.stages["sft"].packed
+
+
 def test_matched_arms_share_a_fingerprint_and_stages_differ():
     suite = load_suite(SUITES / "smoke.toml")
     runs = {r.run_id: r for r in plan(suite)}

@@ -32,6 +32,7 @@ class Request:
     max_tokens: int
     temperature: float
     top_p: float
+    benchmark: str = ""  # whose cache the completion goes to (several benchmarks share one request stream)
 
 
 @dataclass(frozen=True)

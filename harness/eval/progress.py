@@ -53,11 +53,15 @@ def _clock(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def record_session(bench_dir: Path, key: str, samples: int, tokens: int, wall_s: float, gpus: int) -> None:
-    """Append this generation session to bench_dir/sessions.jsonl (`key`: the generation cache's settings key)."""
+def record_session(bench_dir: Path, key: str, samples: int, tokens: int, wall_s: float, gpus: int, *,
+                   share: float = 1.0, shared_with: list[str] = ()) -> None:  # fmt: skip
+    """Append this generation session to bench_dir/sessions.jsonl (`key`: the generation cache's settings key).
+
+    Benchmarks generated together share the session's wall time; `share` is this one's part of the
+    GPU time (its fraction of the generated tokens), so GPU-hours add up over benchmarks."""
     bench_dir.mkdir(parents=True, exist_ok=True)
     line = {"key": key, "samples": samples, "output_tokens": tokens, "wall_time_s": wall_s, "gpus": gpus,
-            "ended_at": time.time()}  # fmt: skip
+            "share": share, "shared_with": list(shared_with), "ended_at": time.time()}  # fmt: skip
     with (bench_dir / SESSIONS).open("a") as fh:
         fh.write(json.dumps(line) + "\n")
 

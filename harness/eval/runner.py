@@ -95,8 +95,7 @@ def evaluate_checkpoint(
         with factory(checkpoint, eval_config, out_dir) as generator:
             engine_version = getattr(generator, "engine_version", None)
             gpus = getattr(generator, "gpus", 0)
-            for job in jobs:
-                _generate(job, todo[job.bench.name], generator, gpus, quiet)
+            _generate(jobs, todo, generator, gpus, quiet)
     backend = eval_config.backend
     results = {}
     for job in jobs:
@@ -166,6 +165,7 @@ def _missing_requests(job: BenchJob, eval_seed: int) -> list[Request]:
             job.config.max_tokens,
             job.config.temperature,
             job.config.top_p,
+            job.bench.name,
         )
         for p in job.problems
         for i in range(job.config.samples)
@@ -173,18 +173,43 @@ def _missing_requests(job: BenchJob, eval_seed: int) -> list[Request]:
     ]
 
 
-def _generate(job: BenchJob, requests: list[Request], generator: Generator, gpus: int, quiet: bool) -> None:
-    if not requests:
+def _generate(jobs: list[BenchJob], todo: dict[str, list[Request]], generator: Generator, gpus: int,
+              quiet: bool) -> None:  # fmt: skip
+    """Every benchmark's missing samples through one request stream, so a server runs them all at once.
+
+    At InfiR2's lengths a sample takes tens of thousands of decoding steps; one benchmark after the
+    other would leave the server half idle while the last few samples of each finish. Each
+    benchmark's session (sessions.jsonl) gets the shared wall time and its share of the GPU time in
+    proportion to the tokens it generated.
+    """
+    pending = [job for job in jobs if todo[job.bench.name]]
+    if not pending:
         return
-    total = len(job.problems) * job.config.samples
-    _say(quiet, f"eval {job.bench.name}: generating {len(requests)} of {total} samples with {generator.name}")
-    progress = GenerationProgress(job.bench.name, len(requests), quiet=quiet)
+    for job in pending:
+        total = len(job.problems) * job.config.samples
+        _say(
+            quiet,
+            f"eval {job.bench.name}: generating {len(todo[job.bench.name])} of {total} samples with {generator.name}",
+        )
+    caches = {job.bench.name: job.cache for job in pending}
+    requests = [r for job in pending for r in todo[job.bench.name]]
+    names = "+".join(job.bench.name for job in pending)
+    progress = GenerationProgress(names, len(requests), quiet=quiet)
+    tokens = {job.bench.name: 0 for job in pending}
+    done = {job.bench.name: 0 for job in pending}
     try:
         for request, completion in generator.generate(requests):
-            job.cache.append(request.problem_id, request.sample_index, request.seed, completion)
+            caches[request.benchmark].append(request.problem_id, request.sample_index, request.seed, completion)
+            tokens[request.benchmark] += completion.output_tokens or 0
+            done[request.benchmark] += 1
             progress.update(completion.output_tokens)
     finally:  # a session's time counts even when it is interrupted: resumed sessions add up
-        record_session(job.out_dir, job.cache.key, progress.done, progress.tokens, progress.elapsed_s, gpus)
+        all_tokens = sum(tokens.values())
+        for job in pending:
+            name = job.bench.name
+            share = tokens[name] / all_tokens if all_tokens else done[name] / max(1, sum(done.values()))
+            record_session(job.out_dir, job.cache.key, done[name], tokens[name], progress.elapsed_s, gpus,
+                           share=share, shared_with=[j.bench.name for j in pending])  # fmt: skip
 
 
 def _score(job: BenchJob, allow_weak_sandbox: bool = False) -> list[dict]:

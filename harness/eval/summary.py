@@ -102,7 +102,11 @@ def summarise(
         # share of samples cut at max_tokens: a score gap they cause is no parity result
         "truncation_rate": sum(r == "length" for r in reasons) / len(reasons) if reasons else None,
         "wall_time_s": sum(s["wall_time_s"] for s in sessions) if sessions else None,
-        "gpu_hours": sum(s["wall_time_s"] * s["gpus"] for s in sessions) / 3600 if sessions else None,
+        # benchmarks generated together split the GPU time by generated tokens ("share")
+        "gpu_hours": sum(s["wall_time_s"] * s["gpus"] * s.get("share", 1.0) for s in sessions) / 3600
+        if sessions
+        else None,
+        "output_tokens_per_s": _rate(sessions),
         "generation_sessions": len(sessions),
         "versions": {
             "harness": __version__,
@@ -120,6 +124,13 @@ def summarise(
         summary["sandbox"] = containment(allow_weak=eval_config.allow_weak_sandbox).level
         summary["window"] = [str(d) for d in bench.window(config)]  # contest_date range evaluated
     return summary
+
+
+def _rate(sessions: list[dict]) -> float | None:
+    """Generated tokens per second of wall time over the sessions (of all benchmarks generated with these)."""
+    wall = sum(s["wall_time_s"] for s in sessions)
+    tokens = sum(s["output_tokens"] / s["share"] for s in sessions if s.get("share")) if sessions else 0
+    return tokens / wall if wall > 0 and tokens else None
 
 
 def write_results(bench_dir: Path, rows: list[dict], summary: dict) -> None:
