@@ -22,6 +22,9 @@ if [ -n "${STAGE_PART:-}" ] && [ -d ".stage-vllm/$STAGE_PART" ]; then
     echo "wheels rc=$?" >> "$logs/wheels.log"
   fi
 fi
+{ date; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+  python3 -c "import torchao; print('torchao', torchao.__version__)"; } >> "$logs/env.txt" 2>&1
 run=(python3 -m harness.cli run suites/gpu-sft-1.5b.toml --skip-eval --runs-dir /tmp/runs --quiet)
 extra=()
 for kv in ${SFT_SET:-}; do extra+=(--set "$kv"); done
