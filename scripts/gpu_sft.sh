@@ -13,6 +13,7 @@ out=${OUT:-/tmp/gpu-out}  # what comes back: one <phase>.tgz (logs, run folders 
 logs=/tmp/gpu-logs        # kept across calls while the machine stays warm
 mkdir -p "$out" "$logs"
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HARNESS_CACHE=/tmp/harness-cache NVTE_FRAMEWORK=pytorch
+export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True  # rows of every length: less fragmentation
 HARNESS_GIT_SHA=$(cat GIT_SHA 2>/dev/null) && export HARNESS_GIT_SHA
 if [ -n "${STAGE_PART:-}" ] && [ -d ".stage-vllm/$STAGE_PART" ]; then
   mkdir -p /tmp/stage-vllm && cp -r ".stage-vllm/$STAGE_PART"/* /tmp/stage-vllm/

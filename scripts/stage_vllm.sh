@@ -15,7 +15,8 @@
 # models on Hopper only; on a cluster, `pip install vllm==0.26.0` as usual. The dependency list is
 # what vLLM's serving path (`vllm serve`, the V1 engine, Qwen2, FlashAttention, the sampler) and the
 # harness's EvalScope path import, minus what the GPU image has (KINDS.md's package list): found by
-# importing those modules in a venv holding only the image's packages (docs/EVAL.md).
+# importing those modules in a venv holding only the image's packages, and, on the H200, by the two
+# the API server imports only when it builds its app (openai 3's httpx2, prometheus-fastapi-instrumentator).
 set -euo pipefail
 site=${SITE:-/tmp/site}
 if [ "${1:-}" = --install ]; then
@@ -42,7 +43,8 @@ plat=(--only-binary=:all: --python-version 3.12 --implementation cp --platform m
       --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64
       --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
 serving=(annotated-types==0.8.0 apache-tvm-ffi==0.1.10 cachetools==8.0.2 cbor2==6.3.0 dill==0.4.1
-  dnspython==2.9.2 email-validator==2.4.0 fastapi==0.136.3 jiter==0.19.0 jmespath==1.1.0 jsonschema==4.26.0
+  dnspython==2.9.2 email-validator==2.4.0 fastapi==0.136.3 httpcore2==2.16.2 httpx2==2.16.2 jiter==0.19.0
+  jmespath==1.1.0 jsonschema==4.26.0 prometheus-fastapi-instrumentator==8.1.0 truststore==0.10.5
   jsonschema-specifications==2025.9.1 llguidance==1.7.6 mistral-common==1.13.1
   model-hosting-container-standards==0.1.16 msgspec==0.23.0 openai==3.57.0 openai-harmony==0.0.8
   partial-json-parser==0.2.1.1.post7 pybase64==1.5.1 pycountry==26.2.16 pydantic==2.14.4

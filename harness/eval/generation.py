@@ -126,25 +126,26 @@ class OpenAIChatGenerator:
 
     def generate(self, requests: Iterable[Request]) -> Iterator[tuple[Request, Completion]]:
         pending = iter(requests)  # may be shared with other replicas' generators (ReplicaPool)
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            in_flight = {pool.submit(self._complete, r): r for r in _take(pending, self.concurrency)}
-            try:
-                while in_flight:
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        request = in_flight.pop(future)
-                        try:
-                            completion = future.result()
-                        except (urllib.error.URLError, OSError, KeyError, json.JSONDecodeError) as exc:
-                            if self.on_error:
-                                self.on_error(exc)
-                            raise RunFailed(f"generation request to {self.base_url} failed: {exc}") from None
-                        yield request, completion
-                        for nxt in _take(pending, 1):
-                            in_flight[pool.submit(self._complete, nxt)] = nxt
-            finally:
-                for future in in_flight:
-                    future.cancel()
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        in_flight = {pool.submit(self._complete, r): r for r in _take(pending, self.concurrency)}
+        try:
+            while in_flight:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    request = in_flight.pop(future)
+                    try:
+                        completion = future.result()
+                    except (urllib.error.URLError, OSError, KeyError, json.JSONDecodeError) as exc:
+                        if self.on_error:
+                            self.on_error(exc)
+                        raise RunFailed(f"generation request to {self.base_url} failed: {exc}") from None
+                    yield request, completion
+                    for nxt in _take(pending, 1):
+                        in_flight[pool.submit(self._complete, nxt)] = nxt
+        finally:
+            # Interrupted (Ctrl-C, SIGTERM, a failed request): return now, not when the requests still in
+            # flight end (at 31k tokens, minutes); whoever started the server stops it next, which ends them.
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _take(items: Iterator[Request], n: int) -> Iterable[Request]:

@@ -91,3 +91,18 @@ def test_missing_vllm_executable_is_invalid_input(tmp_path):
     server = VllmServer("/ckpt", log_path=tmp_path / "vllm.log", command=["no-such-vllm-binary", "serve"])
     with pytest.raises(InvalidInput, match="backend = 'transformers'"):
         server.start()
+
+
+def test_an_interrupted_generation_returns_at_once_without_waiting_for_requests_in_flight(tmp_path, fake_vllm_command):
+    import threading
+
+    server = VllmServer("/ckpt", log_path=tmp_path / "vllm.log", command=[*fake_vllm_command, "--mode", "hang-after=2"],
+                        startup_timeout_s=60)  # fmt: skip
+    with server:
+        generator = OpenAIChatGenerator(server.base_url, server.model_name, concurrency=4)
+        stream = generator.generate(_requests(8))
+        next(stream)  # one answered; three more in flight, two of them never answered
+        closed = threading.Thread(target=stream.close)  # what Ctrl-C / SIGTERM does to the loop consuming it
+        closed.start()
+        closed.join(timeout=60)  # a deadlock check: without the fix this waits for requests that never end
+        assert not closed.is_alive()
