@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.analysis.loss import DEEPSEEK_V3_BAR
 from harness.analysis.results import Comparison, Parity
 from harness.gate import GateResult, GateRow, run_gates
 
@@ -75,7 +76,8 @@ def _why_not_equivalent(row: Comparison, gates: dict[str, GateRow]) -> list[str]
     if verdicts.loss != "parity" and loss is not None and loss.max_rel_error is not None:
         gate = gates.get("loss_rel_error")
         held = f"the max_loss_rel_error gate allows {gate.threshold_text}" if gate else "no loss gate checks this stage"
-        reasons.append(f"Loss {verdicts.loss}: max windowed error {loss.max_rel_error:.3%} against DeepSeek-V3's "
+        whose = "DeepSeek-V3's" if abs(loss.bar - DEEPSEEK_V3_BAR) < 1e-12 else "the stage's"
+        reasons.append(f"Loss {verdicts.loss}: max windowed error {loss.max_rel_error:.3%} against {whose} "
                        f"{loss.bar:.2%} bar; {held}.")  # fmt: skip
     for bench, e in sorted(row.eval.items()):
         if e.verdict == "parity":

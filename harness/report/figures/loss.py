@@ -34,8 +34,10 @@ def loss_figure(data: ReportData, comparison_id: str) -> Figure:
             top.plot(steps, smooth, color=color[arm], ls=style[arm], lw=2.2 if z == 0 else 1.5, zorder=3 + z,
                      label=series.label)  # fmt: skip
         top.set_yscale("log")
-        for axis in (top.yaxis.set_major_formatter, top.yaxis.set_minor_formatter):
-            axis(ticker.FormatStrFormatter("%g"))  # 0.1, 2, 6 rather than 10^-1, 2x10^0
+        top.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))  # 0.1, 2, 6 rather than 10^-1, 2x10^0
+        low, high = top.get_ylim()
+        # Minor ticks labelled only within a decade or two: over more, their labels run into each other.
+        top.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g") if high / low < 20 else ticker.NullFormatter())
         top.set_ylabel("training loss (EMA, log scale)")
         status = "" if row.status == "ok" else f" - {row.status.upper()}"
         top.set_title(f"Loss: {comparison_id} (a single seed){status}", loc="left")
@@ -44,7 +46,7 @@ def loss_figure(data: ReportData, comparison_id: str) -> Figure:
             top.set_xlabel("optimiser step")
             return fig
         bar = 100 * loss.bar
-        bottom.axhspan(-bar, bar, color=BAR_GREEN, alpha=0.15, lw=0, label=f"+/-{bar:g}% (DeepSeek-V3)")
+        bottom.axhspan(-bar, bar, color=BAR_GREEN, alpha=0.15, lw=0, label=f"+/-{bar:g}% ({bar_source(loss.bar)})")
         bottom.axhline(0, color="#444444", lw=0.8)
         signed = [100 * e if e is not None else float("nan") for e in loss.window_signed_rel_error]
         # Each window as a flat segment from the step before it to its last step (the first starts after warm-up).
@@ -98,3 +100,8 @@ def loss_bias_figure(data: ReportData) -> Figure | None:
         ax.set_title(title, loc="left")
         legend_right(ax)
     return fig
+
+
+def bar_source(bar: float) -> str:
+    """Whose loss bar a figure draws: DeepSeek-V3's 0.25%, or the stage's own `loss_parity_bar`."""
+    return "DeepSeek-V3" if abs(bar - DEEPSEEK_V3_BAR) < 1e-12 else "the stage's loss_parity_bar"
