@@ -107,12 +107,13 @@ def _bwrap_argv(box: Containment, python: str, limits: Limits, extra_ro, work: P
         elif os.path.isdir(top):
             argv += ["--ro-bind", top, top]
     argv += ["--ro-bind", "/usr", "/usr", "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    for path in _python_roots(python, tuple(extra_ro)):
-        argv += ["--ro-bind", path, path]
+    # /tmp before the interpreter's folders: a venv under /tmp (a CI clone) must stay visible above it.
     if box.tmpfs_size:  # a tmpfs of bounded size: the program cannot fill the host's memory or disk
         argv += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     else:
         argv += ["--bind", str(work), "/tmp"]
+    for path in _python_roots(python, tuple(extra_ro)):
+        argv += ["--ro-bind", path, path]
     argv += ["--ro-bind", str(script), "/tmp/main.py"]
     if box.seccomp is not None:
         argv += ["--seccomp", SECCOMP_FD_SLOT]
