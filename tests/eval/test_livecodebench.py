@@ -58,11 +58,11 @@ def test_call_based_problem_uses_solution_class():
 
 
 def test_fork_bomb_in_the_runner_fails_and_leaves_nothing_running():
-    from tests.eval.test_sandbox import _processes_running
+    from evalkit import processes_running
 
     results, _ = run_livecodebench("import os\nwhile True:\n    os.fork()\n", _tests(["\n"], ["x"]), timeout_s=2.0)
     assert results[-1] is not True
-    assert not _processes_running("harness-sandbox-")
+    assert not processes_running("harness-sandbox-")
 
 
 def test_no_network_inside_the_runner():
@@ -121,9 +121,10 @@ def test_a_problem_without_tests_is_refused_at_load_naming_file_line_and_problem
 
 
 def test_evaluation_refuses_livecodebench_before_generating_without_a_sandbox(tmp_path, monkeypatch):
+    from evalkit import build_tiny_checkpoint
+
     from harness.eval.runner import evaluate_checkpoint
     from harness.suite import EvalConfig
-    from tests.eval.evalkit import build_tiny_checkpoint
 
     folder = tmp_path / "data" / "livecodebench_v5"
     folder.mkdir(parents=True)

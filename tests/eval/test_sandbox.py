@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from evalkit import processes_running as _processes_running
 
 import harness
 from harness.errors import InvalidInput
@@ -22,22 +23,6 @@ from harness.eval import containment as sandbox_probe
 from harness.eval.sandbox import Limits, containment, run_program
 
 REPO = Path(harness.__file__).resolve().parent.parent
-
-
-def _processes_running(marker: str) -> list[int]:
-    """Live (non-zombie) processes whose command line mentions marker."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def _run_json(code: str, stdin: str = "", **limits) -> dict:
