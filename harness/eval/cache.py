@@ -15,6 +15,17 @@ import json
 from pathlib import Path
 
 
+def appended_records(path: Path):
+    """The JSON values of a file appended one line at a time, skipping a torn line from a kill."""
+    if not path.is_file():
+        return
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            continue
+
+
 def settings_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -35,13 +46,7 @@ class GenerationCache:
         """Finished samples with the current key: (problem_id, sample_index) -> record."""
         done: dict[tuple[str, int], dict] = {}
         self.stale = 0
-        if not self.path.is_file():
-            return done
-        for line in self.path.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # torn line from a kill
+        for record in appended_records(self.path):
             if not isinstance(record, dict) or record.get("key") != self.key:
                 self.stale += 1
                 continue

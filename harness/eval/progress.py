@@ -68,15 +68,6 @@ def record_session(bench_dir: Path, key: str, samples: int, tokens: int, wall_s:
 
 def read_sessions(bench_dir: Path, key: str) -> list[dict]:
     """The generation sessions recorded for a benchmark under these settings (a torn last line is skipped)."""
-    path = bench_dir / SESSIONS
-    if not path.is_file():
-        return []
-    sessions = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("key") == key:
-            sessions.append(record)
-    return sessions
+    from harness.eval.cache import appended_records
+
+    return [r for r in appended_records(bench_dir / SESSIONS) if isinstance(r, dict) and r.get("key") == key]
