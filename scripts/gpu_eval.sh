@@ -5,9 +5,9 @@
 #   STAGE_PART=v3 bash scripts/gpu_eval.sh install   # after v1, v2: reassemble and install into /tmp/site
 #   bash scripts/gpu_eval.sh eval [CHECKPOINT]       # the four paper benchmarks (tests/fixtures/eval/hub, their
 #                                                    # hub schemas) at InfiR2's k and max_tokens, --limit 1; the
-#                                                    # first run is stopped with SIGTERM after KILL_AFTER s (200),
-#                                                    # the second resumes it
-#   bash scripts/gpu_eval.sh throughput [CHECKPOINT] # AIME24 (32 samples x 31,000 tokens) through harness eval
+#                                                    # first run is stopped with SIGTERM once KILL_AT (16) samples
+#                                                    # are written, the second resumes it
+#   bash scripts/gpu_eval.sh throughput [CHECKPOINT] # AIME24 (3 problems x 64 samples x 4,096 tokens) through harness eval
 #                                                    # and through vLLM's offline LLM.chat on the same requests
 #   bash scripts/gpu_eval.sh seeds [CHECKPOINT]      # the same seeds twice: the same texts?
 # CHECKPOINT defaults to the packed bf16 SFT run of scripts/gpu_sft.sh (a harness-trained 1.5B).
@@ -27,6 +27,9 @@ phase=${1:?phase: install, eval, throughput or seeds}
 ckpt=${2:-/tmp/runs/gpu-sft-1.5b/sft-bf16-s0/checkpoints/final}
 hub=tests/fixtures/eval/hub
 weak=()
+save() {  # logs and the eval folders (samples.parquet, summary.json, generations, server logs)
+  tar czf "$out/eval-$phase.tgz" -C /tmp gpu-logs $(cd /tmp && ls -d eval 2>/dev/null)
+}
 sandbox_ok() { python3 -c "from harness.eval.sandbox import containment; print(containment().level)" 2>&1; }
 case $phase in
   install)
@@ -40,20 +43,31 @@ case $phase in
     case $level in bwrap*) ;; *) weak=(--allow-weak-sandbox) ;; esac
     cmd=(python3 -m harness.cli eval "$ckpt" --out /tmp/eval/hub --backend vllm --data-dir "$hub" --limit 1
       --bench aime24,aime25,gpqa_diamond,livecodebench_v5 "${weak[@]}")
+    # The first run is stopped with SIGTERM once KILL_AT samples are written (16: GPQA-Diamond's and
+    # LiveCodeBench's, whose max_tokens are the smaller); the second must generate only the rest.
     start=$(date +%s)
-    timeout -s TERM "${KILL_AFTER:-200}" "${cmd[@]}" >> "$logs/eval.log" 2>&1
+    timeout -s TERM "${FIRST_TIMEOUT:-330}" "${cmd[@]}" >> "$logs/eval.log" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+      n=$(cat /tmp/eval/hub/*/generations.jsonl 2>/dev/null | wc -l)
+      if [ "$n" -ge "${KILL_AT:-16}" ]; then kill -TERM "$pid"; break; fi  # timeout passes it on
+      sleep 1
+    done
+    wait "$pid"
     echo "first run rc=$? after $(( $(date +%s) - start )) s" >> "$logs/eval.log"
     wc -l /tmp/eval/hub/*/generations.jsonl >> "$logs/eval.log" 2>&1
+    nvidia-smi --query-compute-apps=pid,used_memory --format=csv >> "$logs/eval.log" 2>&1  # nothing left behind?
     start=$(date +%s)
-    "${cmd[@]}" >> "$logs/eval.log" 2>&1
+    timeout -s TERM "${SECOND_TIMEOUT:-300}" "${cmd[@]}" >> "$logs/eval.log" 2>&1
     echo "second run rc=$? after $(( $(date +%s) - start )) s" >> "$logs/eval.log"
     ;;
   throughput)
-    python3 -m harness.cli eval "$ckpt" --out /tmp/eval/tput --backend vllm --data-dir "$hub" --limit 1 \
-      --bench aime24 > "$logs/throughput.log" 2>&1
+    # 192 requests (3 problems x 64 samples) at 4,096 tokens: enough to fill the engine in a few minutes.
+    python3 -m harness.cli eval "$ckpt" --out /tmp/eval/tput --backend vllm --data-dir "$hub" --limit 3 \
+      --samples 64 --max-tokens 4096 --bench aime24 --quiet > "$logs/throughput.log" 2>&1
     echo "harness rc=$?" >> "$logs/throughput.log"
     cat /tmp/eval/tput/aime24/sessions.jsonl >> "$logs/throughput.log"
-    python3 scripts/vllm_throughput.py "$ckpt" --bench aime24 --data-dir "$hub" --limit 1 \
+    python3 scripts/vllm_throughput.py "$ckpt" --bench aime24 --data-dir "$hub" --limit 3 --samples 64 --max-tokens 4096 \
       --out "$logs/vllm-offline.json" >> "$logs/throughput.log" 2>&1
     echo "offline rc=$?" >> "$logs/throughput.log"
     ;;
@@ -77,4 +91,5 @@ PY
     ;;
   *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac
+save
 ls -la "$out"

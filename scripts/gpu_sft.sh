@@ -6,7 +6,8 @@
 #   STAGE_PART=v3 bash scripts/gpu_sft.sh padded bf16 ao-tensorwise   # the same conversations, one per row
 #   bash scripts/gpu_sft.sh report                              # compare + report both, data statistics
 # STAGE_PART=vK copies .stage-vllm/vK (carried with the call) to /tmp/stage-vllm first; v1's wheels are
-# installed into /tmp/site at once. SFT_SET="key=value ..." adds --set overrides to every run.
+# installed into /tmp/site at once. ARM_TIMEOUT (560 s) stops an arm that would outlast the call (its
+# metrics so far still come back). TORCH_LOGS=recompiles shows what makes dynamo recompile. SFT_SET="key=value ..." adds --set overrides to every run.
 # Results (run dirs without checkpoints, reports, logs) go to $OUT (default /tmp/gpu-out).
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}  # what comes back: one <phase>.tgz (logs, run folders without checkpoints, reports)
@@ -44,7 +45,7 @@ case $phase in
     for arm in "$@"; do
       set_args=()
       [ "$phase" = padded ] && set_args=("${padded[@]}")
-      "${run[@]}" --arm "$arm" "${set_args[@]}" "${extra[@]}" --report-dir "/tmp/report/$phase" >> "$logs/run-$phase.log" 2>&1
+      timeout -s TERM "${ARM_TIMEOUT:-560}" "${run[@]}" --arm "$arm" "${set_args[@]}" "${extra[@]}" --report-dir "/tmp/report/$phase" >> "$logs/run-$phase.log" 2>&1
       echo "run $phase $arm rc=$?" >> "$logs/run-$phase.log"
       save
     done ;;

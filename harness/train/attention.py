@@ -18,7 +18,6 @@ padded SFT) both are plain causal SDPA, what the arms ran before.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -27,13 +26,21 @@ NAME = "harness_varlen"
 MASKED_SDPA_MAX_TOKENS = 8192  # above this a [T, T] mask costs more than one call per segment
 
 
-@dataclass(frozen=True)
 class Segments:
-    """Lengths of the attention segments of a micro-batch, over its rows flattened in order."""
+    """Lengths of the attention segments of a micro-batch, over its rows flattened in order.
 
-    lengths: tuple[int, ...]
-    cu_seqlens: torch.Tensor  # int32 [n + 1] on the model's device: 0, l0, l0 + l1, ...
-    max_length: int
+    A plain class on purpose, not a frozen dataclass: torch.compile (2.11) guards on every field of
+    a frozen dataclass passed into a compiled layer, so each new count of conversations per row
+    recompiled the decoder layer until dynamo's recompile limit (8) left it uncompiled (seen on
+    the H200). Only `_segmented`, which dynamo does not trace, reads these fields.
+    """
+
+    __slots__ = ("lengths", "cu_seqlens", "max_length")
+
+    def __init__(self, lengths: tuple[int, ...], cu_seqlens: torch.Tensor, max_length: int):
+        self.lengths = lengths
+        self.cu_seqlens = cu_seqlens  # int32 [n + 1] on the model's device: 0, l0, l0 + l1, ...
+        self.max_length = max_length
 
     @classmethod
     def of(cls, lengths, device) -> Segments:
@@ -41,6 +48,9 @@ class Segments:
         cu = torch.zeros(len(lengths) + 1, dtype=torch.int32)
         cu[1:] = torch.tensor(lengths, dtype=torch.int32).cumsum(0)
         return cls(lengths, cu.to(device, non_blocking=True), max(lengths))
+
+    def __repr__(self) -> str:
+        return f"Segments({self.lengths})"
 
 
 def causal_attention(q, k, v, scale: float, segments: Segments | None = None) -> torch.Tensor:

@@ -212,3 +212,25 @@ def test_cpt_document_mask_keeps_each_document_blind_to_the_ones_before_it(model
         second = mb.segments[1]
         alone = _forward(model, row[first_end : first_end + second])
     torch.testing.assert_close(full[0, first_end : first_end + second], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_layers_take_rows_of_any_conversation_count_without_recompiling(model, arith):
+    # Packed rows differ in how many conversations they hold; the compiled decoder layers must not
+    # recompile per count (dynamo gives up after 8 and runs them uncompiled: the H200's first packed run).
+    torch._dynamo.reset()
+    for layer in model.model.layers:
+        layer.compile(backend="eager")
+    members_per_row = ([0, 5], [1, 2, 3], [4, 6, 7, 8, 10])
+    rows = [_row(arith, members) for members in members_per_row]
+    size = max(len(ids) for ids, _, _ in rows)
+
+    def run(ids, positions, lengths):
+        pad = size - len(ids)  # one row length, so only the segment count changes
+        ids, positions = np.pad(ids, (0, pad)), np.concatenate([positions, np.arange(pad)])
+        with torch.no_grad():
+            _forward(model, ids, positions, lengths + ([pad] if pad else []))
+
+    run(*rows[0])
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for row in rows[1:]:
+            run(*row)
