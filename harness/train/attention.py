@@ -5,7 +5,10 @@ flattened rows); the model's attention then runs causal attention inside each se
 variable-length attention of FlashAttention's varlen kernels, verl's `use_remove_padding` and
 Megatron's packed sequences:
 
-    CUDA, bf16/fp16   torch.nn.attention.varlen.varlen_attn (FlashAttention-2's varlen kernel in torch)
+    CUDA, bf16/fp16   segments of LONG_SEGMENT_TOKENS or more: one causal scaled_dot_product_attention
+                      call each (Hopper's fast fused kernels); each run of shorter segments between
+                      them: one torch.nn.attention.varlen.varlen_attn call (FlashAttention-2's varlen
+                      kernel in torch), which does not pay a launch per conversation
     otherwise (CPU)   scaled_dot_product_attention with a block-diagonal causal mask (one call per
                       micro-batch of up to 8192 tokens, else one call per segment): the same numbers
 
@@ -18,12 +21,26 @@ padded SFT) both are plain causal SDPA, what the arms ran before.
 from __future__ import annotations
 
 import inspect
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 NAME = "harness_varlen"
 MASKED_SDPA_MAX_TOKENS = 8192  # above this a [T, T] mask costs more than one call per segment
+# Measured on one H200 (torch 2.11, 12 query / 2 KV heads of 128, bf16, forward + backward; docs/PERFORMANCE.md):
+# causal SDPA on one 32k segment 19.2 ms (601 TFLOP/s), varlen_attn 36.5 ms (317); ten 3.3k segments
+# 5.6 ms per-segment SDPA vs 5.4 ms varlen; sixteen 2k ones 6.0 vs 3.8 ms; 64 of 512 20.5 vs 2.0 ms.
+LONG_SEGMENT_TOKENS = 4096
+
+
+class Piece(NamedTuple):
+    """A stretch of the flattened rows attended by one kernel call: one long segment, or a run of short ones."""
+
+    start: int
+    stop: int
+    cu_seqlens: torch.Tensor | None  # the run's segment offsets from `start` (int32, model's device); None: one segment
+    max_length: int
 
 
 class Segments:
@@ -35,19 +52,37 @@ class Segments:
     the H200). Only `_segmented`, which dynamo does not trace, reads these fields.
     """
 
-    __slots__ = ("lengths", "cu_seqlens", "max_length")
+    __slots__ = ("lengths", "pieces")
 
-    def __init__(self, lengths: tuple[int, ...], cu_seqlens: torch.Tensor, max_length: int):
+    def __init__(self, lengths: tuple[int, ...], pieces: tuple[Piece, ...]):
         self.lengths = lengths
-        self.cu_seqlens = cu_seqlens  # int32 [n + 1] on the model's device: 0, l0, l0 + l1, ...
-        self.max_length = max_length
+        self.pieces = pieces  # what the CUDA path runs, in order
 
     @classmethod
     def of(cls, lengths, device) -> Segments:
+        """The segments of `lengths` and their kernel plan; the offsets go to `device` once per micro-batch."""
         lengths = tuple(int(n) for n in lengths)
-        cu = torch.zeros(len(lengths) + 1, dtype=torch.int32)
-        cu[1:] = torch.tensor(lengths, dtype=torch.int32).cumsum(0)
-        return cls(lengths, cu.to(device, non_blocking=True), max(lengths))
+        pieces, run, start = [], [], 0
+
+        def close_run():
+            if run:
+                stop = start + sum(run)
+                cu = torch.zeros(len(run) + 1, dtype=torch.int32)
+                cu[1:] = torch.tensor(run, dtype=torch.int32).cumsum(0)
+                pieces.append(Piece(start, stop, cu.to(device, non_blocking=True), max(run)))
+                run.clear()
+                return stop
+            return start
+
+        for n in lengths:
+            if n >= LONG_SEGMENT_TOKENS:
+                start = close_run()
+                pieces.append(Piece(start, start + n, None, n))
+                start += n
+            else:
+                run.append(n)
+        close_run()
+        return cls(lengths, tuple(pieces))
 
     def __repr__(self) -> str:
         return f"Segments({self.lengths})"
@@ -68,9 +103,10 @@ def _segmented(q, k, v, scale: float, segments: Segments) -> torch.Tensor:
     b, h, s, d = q.shape
     if sum(segments.lengths) != b * s:
         raise ValueError(f"segments cover {sum(segments.lengths)} tokens, the micro-batch has {b * s}")
-    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16) and _varlen is not None:
-        flat = [t.transpose(1, 2).reshape(b * s, t.shape[1], d) for t in (q, k, v)]
-        out = _varlen(*flat, segments, scale)
+    if _use_varlen(q):
+        flat = [t.transpose(1, 2).reshape(b * s, t.shape[1], d) for t in (q, k, v)]  # [T, H, D]
+        parts = [_piece(flat, piece, scale) for piece in segments.pieces]
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)
         return out.reshape(b, s, h, d).transpose(1, 2)
     q, k, v = (t.transpose(0, 1).reshape(1, t.shape[1], b * s, d) for t in (q, k, v))  # [1, H, T, D]
     if b * s <= MASKED_SDPA_MAX_TOKENS:
@@ -90,6 +126,19 @@ def _segmented(q, k, v, scale: float, segments: Segments) -> torch.Tensor:
     return out.reshape(h, b, s, d).transpose(0, 1)
 
 
+def _use_varlen(q) -> bool:
+    return q.is_cuda and q.dtype in (torch.bfloat16, torch.float16) and _varlen is not None
+
+
+def _piece(flat, piece: Piece, scale: float) -> torch.Tensor:
+    """Attention of one piece of the flattened q, k, v [T, H, D]: [stop - start, H, D]."""
+    q, k, v = (t[piece.start : piece.stop] for t in flat)
+    if piece.cu_seqlens is not None:
+        return _varlen(q, k, v, piece.cu_seqlens, piece.max_length, scale)
+    q, k, v = (t.transpose(0, 1).unsqueeze(0) for t in (q, k, v))  # [1, H, n, D]
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=True)[0].transpose(0, 1)
+
+
 def _make_varlen():
     """torch's varlen attention, adapted to the signature this torch has (it changed in 2.11-2.13)."""
     try:
@@ -98,8 +147,7 @@ def _make_varlen():
         return None
     params = inspect.signature(varlen_attn).parameters
 
-    def run(q, k, v, segments: Segments, scale: float):
-        cu, n = segments.cu_seqlens, segments.max_length
+    def run(q, k, v, cu: torch.Tensor, n: int, scale: float):
         if "enable_gqa" not in params and k.shape[1] != q.shape[1]:
             k, v = (t.repeat_interleave(q.shape[1] // t.shape[1], dim=1) for t in (k, v))
         kwargs = {"scale": scale} if "scale" in params else {}

@@ -234,3 +234,33 @@ def test_compiled_layers_take_rows_of_any_conversation_count_without_recompiling
     with torch._dynamo.config.patch(error_on_recompile=True):
         for row in rows[1:]:
             run(*row)
+
+
+def test_the_cuda_plan_gives_long_segments_their_own_call_and_runs_of_short_ones_one_varlen_call(monkeypatch):
+    # The CUDA path's plan, run on CPU: varlen_attn replaced by per-segment causal SDPA over its
+    # offsets; the result must equal the CPU path's, and the calls must follow the plan.
+    calls = []
+
+    def varlen_reference(q, k, v, cu, n, scale):  # [T, H, D] in and out, like torch's varlen_attn
+        calls.append(cu.tolist())
+        bounds = cu.tolist()
+        parts = []
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            part = [t[a:b].transpose(0, 1)[None] for t in (q, k, v)]
+            out = torch.nn.functional.scaled_dot_product_attention(*part, is_causal=True, scale=scale, enable_gqa=True)
+            parts.append(out[0].transpose(0, 1))
+        return torch.cat(parts)
+
+    lengths = (5, 40, 3, 3, 50, 7)
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, 4, 108, 8), torch.randn(1, 2, 108, 8), torch.randn(1, 2, 108, 8)
+    expected = attention.causal_attention(q, k, v, 0.3, attention.Segments.of(lengths, "cpu"))
+    monkeypatch.setattr(attention, "LONG_SEGMENT_TOKENS", 32)
+    monkeypatch.setattr(attention, "_varlen", varlen_reference)
+    monkeypatch.setattr(attention, "_use_varlen", lambda q: True)
+    segments = attention.Segments.of(lengths, "cpu")
+    assert [(p.start, p.stop, p.cu_seqlens is None) for p in segments.pieces] == [
+        (0, 5, False), (5, 45, True), (45, 51, False), (51, 101, True), (101, 108, False)]  # fmt: skip
+    out = attention.causal_attention(q, k, v, 0.3, segments)
+    assert calls == [[0, 5], [0, 3, 6], [0, 7]]
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
