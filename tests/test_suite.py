@@ -35,7 +35,9 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["smoke", "parity-1.5b", "parity-7b", "gpu-1.5b", "gpu-7b", "gpu-sft-1.5b", "verdict-1.5b"])
+@pytest.mark.parametrize(
+    "name", ["smoke", "parity-1.5b", "parity-7b", "gpu-1.5b", "gpu-7b", "gpu-sft-1.5b", "verdict-1.5b"]
+)
 def test_shipped_suites_validate_and_plan_without_cluster_paths(name, monkeypatch):
     for var in ("HARNESS_MODEL_PATH", "HARNESS_CPT_DATA", "HARNESS_SFT_DATA", "HARNESS_EVAL_DATA"):
         monkeypatch.delenv(var, raising=False)
