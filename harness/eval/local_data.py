@@ -11,8 +11,10 @@ import json
 from pathlib import Path
 
 from harness.errors import InvalidInput
+from harness.textio import read_text_utf8
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
+REEXPORT = "re-export it with `harness data export`"
 
 
 def benchmark_dir(name: str, path: str | None, data_dir: str | Path, base: Path | None = None) -> Path:
@@ -54,25 +56,34 @@ def _numbers(file: Path, count: int) -> list[int]:
     """Line numbers of a jsonl file's records (blank lines skipped), else 0-based row numbers."""
     if file.suffix != ".jsonl":
         return list(range(count))
-    return [n for n, line in enumerate(file.read_text().splitlines(), 1) if line.strip()][:count]
+    return [n for n, line in enumerate(_text(file).splitlines(), 1) if line.strip()][:count]
+
+
+def _text(file: Path) -> str:
+    return read_text_utf8(file, "benchmark file", REEXPORT)
 
 
 def _read_file(file: Path) -> list[dict]:
+    if file.suffix == ".jsonl":
+        records = []
+        for number, line in enumerate(_text(file).splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise InvalidInput(f"{file}:{number}: not a JSON record ({exc}); {REEXPORT}") from None
+        return records
     try:
         if file.suffix == ".parquet":
             import pandas as pd
 
             return pd.read_parquet(file).to_dict("records")
-        if file.suffix == ".json":
-            data = json.loads(file.read_text())
-            if not isinstance(data, list):
-                raise InvalidInput(f"{file}: expected a JSON list of records")
-            return data
-        return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+        data = json.loads(_text(file))
+        if not isinstance(data, list):
+            raise InvalidInput(f"{file}: expected a JSON list of records")
+        return data
     except (json.JSONDecodeError, OSError, ValueError) as exc:
-        raise InvalidInput(
-            f"{file}: unreadable benchmark file ({exc}); re-export it with `harness data export`"
-        ) from None
+        raise InvalidInput(f"{file}: unreadable benchmark file ({exc}); {REEXPORT}") from None
 
 
 def require(record: dict, fields: tuple[str, ...], name: str, index: int, origin: str | None = None) -> None:

@@ -28,6 +28,7 @@ from harness.eval.generation import Generator, Request, sample_seed
 from harness.eval.local_data import benchmark_dir, read_records
 from harness.eval.progress import GenerationProgress, read_sessions, record_session
 from harness.eval.summary import summarise, write_results
+from harness.runlock import folder_lock
 from harness.store import RunDir
 from harness.suite import BenchmarkConfig, EvalConfig
 
@@ -80,6 +81,15 @@ def evaluate_checkpoint(
 
         # Refused now, not after hours of generation: model-written programs need a sandbox that holds.
         containment(allow_weak=eval_config.allow_weak_sandbox)
+    # One evaluation at a time per results folder: two would generate the same samples twice and
+    # overwrite each other's summaries (`harness eval` beside a `harness run` evaluating that run).
+    with folder_lock(out_dir, what="evaluation folder", command=f"harness eval {checkpoint}"):
+        return _evaluate(jobs, checkpoint, out_dir, eval_config, quiet, generator_factory)
+
+
+def _evaluate(jobs: list[BenchJob], checkpoint: Path, out_dir: Path, eval_config: EvalConfig, quiet: bool,
+              generator_factory: GeneratorFactory | None) -> dict[str, dict]:  # fmt: skip
+    """Generate what the jobs' caches lack, then score and summarise every benchmark."""
     todo = {job.bench.name: _missing_requests(job, eval_config.seed) for job in jobs}
     total = sum(map(len, todo.values()))
     for job in jobs:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,7 +278,14 @@ def build_data(stage, tokenizer, cache_dir: Path | None = None) -> TokenizedData
     data = fn(records, tokenizer, stage.seq_len, stage.data)
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{id(data)}.tmp.npz")
-        np.savez(tmp, tokens=data.tokens, labels=data.labels, offsets=data.offsets, dropped=data.dropped)
-        tmp.replace(cache)
+        # A temp name no other writer has (ranks of several nodes may share the cache folder), then
+        # an atomic rename: readers see no file or a whole one.
+        fd, name = tempfile.mkstemp(dir=cache.parent, prefix=cache.stem + ".", suffix=".tmp.npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, tokens=data.tokens, labels=data.labels, offsets=data.offsets, dropped=data.dropped)
+            os.replace(name, cache)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
     return data

@@ -129,6 +129,20 @@ def test_missing_folder_names_the_export_command(tmp_path):
         read_records(folder, "gpqa_diamond")
 
 
+def test_a_bad_line_in_benchmark_data_is_named_by_file_and_line(tmp_path):
+    folder = tmp_path / "aime24"
+    folder.mkdir()
+    good = json.dumps({"id": 1, "problem": "1+1?", "answer": "2"})
+    (folder / "a.jsonl").write_bytes(f"{good}\n\n".encode() + b'{"id": 2, "problem": "caf\xe9", "answer": "3"}\n')
+    with pytest.raises(InvalidInput) as not_utf8:
+        read_records(folder, "aime24")
+    assert str(not_utf8.value).startswith(f"{folder / 'a.jsonl'}:3: not UTF-8 text (byte 0xe9 in: ")
+    assert "re-export it with `harness data export`" in str(not_utf8.value)
+    (folder / "a.jsonl").write_text(f"{good}\n{good[:-1]}\n")
+    with pytest.raises(InvalidInput, match=rf"^{folder / 'a.jsonl'}:2: not a JSON record \("):
+        read_records(folder, "aime24")
+
+
 def test_record_without_required_column_is_named():
     with pytest.raises(InvalidInput, match="lacks field"):
         get_benchmark("gpqa_diamond").load([{"Question": "q"}])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from harness.data.arith import problems
 from harness.errors import InvalidInput, RunFailed
 from harness.eval.generation import Completion
 from harness.eval.runner import evaluate_checkpoint, evaluate_run
+from harness.runlock import FolderInUse
 from harness.store import RunDir
 from harness.suite import BenchmarkConfig, EvalConfig
 
@@ -128,6 +130,30 @@ def test_resume_after_kill_generates_only_missing_samples(tmp_path, tiny_checkpo
     third = ScriptedGenerator()  # everything cached: no generation at all
     evaluate_checkpoint(tiny_checkpoint, out, config, ["arith"], quiet=True, generator_factory=_factory(third))
     assert third.requests == []
+
+
+def test_a_second_evaluation_into_the_same_folder_is_refused_while_the_first_runs(tmp_path, tiny_checkpoint):
+    # `harness eval RUN_DIR` beside a `harness run` evaluating that run: the second is refused, naming
+    # the first, before it generates anything, and the first finishes with all its samples.
+    out, config = tmp_path / "eval", _config(samples=2, limit=3)
+    second, refused = ScriptedGenerator(), []
+
+    class Interrupted(ScriptedGenerator):
+        def generate(self, requests):
+            for count, pair in enumerate(super().generate(requests)):
+                if count == 2:
+                    with pytest.raises(FolderInUse) as exc:
+                        evaluate_checkpoint(tiny_checkpoint, out, config, ["arith"], quiet=True,
+                                            generator_factory=_factory(second))  # fmt: skip
+                    refused.append(str(exc.value))
+                yield pair
+
+    summary = evaluate_checkpoint(tiny_checkpoint, out, config, ["arith"], quiet=True,
+                                  generator_factory=_factory(Interrupted()))["arith"]  # fmt: skip
+    assert second.requests == []
+    assert f"{out}: this evaluation folder is in use by another harness process (pid {os.getpid()}" in refused[0]
+    assert f"`harness eval {tiny_checkpoint}`" in refused[0]
+    assert summary["n_samples"] == 6 and summary["avg_at_k"] == 100.0
 
 
 def test_changed_generation_settings_do_not_reuse_the_cache(tmp_path, tiny_checkpoint):
