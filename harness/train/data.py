@@ -29,7 +29,7 @@ import numpy as np
 
 from harness.data.builtin import builtin_records, is_builtin
 from harness.errors import InvalidInput
-from harness.textio import decode_utf8
+from harness.textio import decode_utf8, find_non_utf8
 from harness.train.sft import conversation, resolve_format, sft_example
 
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".arrow": "arrow", ".csv": "csv"}
@@ -142,6 +142,10 @@ def _read_file(file: Path) -> tuple[list, str, str, list[int]]:
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise InvalidInput(f"{file}: cannot read parquet ({type(exc).__name__}: {exc})") from None
         return rows, str(file), "row", list(range(len(rows)))
+    if file.suffix == ".csv":  # datasets would fail inside load_dataset, naming neither file nor line
+        bad = find_non_utf8([file], "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8) or drop the line")
+        if bad:
+            raise InvalidInput(bad)
     import datasets
 
     try:

@@ -134,3 +134,11 @@ def test_epochs_convert_to_steps_rounding_up():
     )
     ten_rows = TokenizedData(np.zeros(80, np.int32), np.zeros(80, np.int32), np.arange(11, dtype=np.int64) * 8)
     assert steps_for(s, ten_rows, seed=0) == 4  # 15 rows / 4 per step
+
+
+def test_a_csv_corpus_line_that_is_not_utf8_is_named_by_file_and_line(tmp_path):
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_bytes(b"text\nfine\ncaf\xe9 au lait\n")
+    with pytest.raises(InvalidInput) as refused:
+        load_records(DataConfig(path=str(corpus)))
+    assert str(refused.value).startswith(f"{corpus}:3: not UTF-8 text (byte 0xe9 in: caf\ufffd au lait); re-encode")
