@@ -13,6 +13,8 @@ receives the parsed `Recipe`, never the raw string.
     te:mxfp8                     te        MX blocks   no        no        10.0 (Blackwell) emulated:block
     torchao:tensorwise|rowwise   torchao   tensor/row  optional  no        8.9              emulated:tensor|row
     torchao:blockwise            torchao   blocks      no        no        9.0              emulated:block
+    deepgemm:blockwise           deepgemm  1x128 /     no        no        9.0 (Hopper      emulated:block
+                                           128x128                         only; nvcc)
     emulated:tensor|row|block    emulated  as named    optional  yes       -                -
 """
 
@@ -33,7 +35,7 @@ class Recipe:
     """A precision recipe, parsed: what it is, where it runs and which module builds its backend."""
 
     name: str  # as written in a suite, e.g. "torchao:tensorwise+swiglu8"
-    family: str  # bf16 | te | torchao | emulated
+    family: str  # bf16 | te | torchao | deepgemm | emulated
     scaling: str | None  # the part after "family:", e.g. "blockwise"; None for bf16
     swiglu8: bool  # the +swiglu8 modifier
     emulated: bool  # FP8 numerics simulated in torch: no speed or memory meaning
@@ -71,6 +73,7 @@ _FAMILIES: dict[str, _Family] = {
         "tensorwise": ((8, 9), "emulated:tensor"), "rowwise": ((8, 9), "emulated:row"),
         "blockwise": ((9, 0), "emulated:block"),
     }),
+    "deepgemm": _Family(f"{_PRECISION}.deepgemm:make", False, (), {"blockwise": ((9, 0), "emulated:block")}),
     "emulated": _Family(f"{_PRECISION}.emulated:make", True, ("tensor", "row", "block"), {
         "tensor": (None, None), "row": (None, None), "block": (None, None),
     }),

@@ -19,7 +19,7 @@ def test_every_registered_recipe_builds_a_backend_without_importing_gpu_librarie
     "recipe, fallback",
     [("te:delayed", "emulated:tensor"), ("te:current", "emulated:tensor"), ("te:blockwise", "emulated:block"),
      ("te:mxfp8", "emulated:block"), ("torchao:tensorwise", "emulated:tensor"), ("torchao:rowwise", "emulated:row"),
-     ("torchao:blockwise", "emulated:block")],
+     ("torchao:blockwise", "emulated:block"), ("deepgemm:blockwise", "emulated:block")],
 )  # fmt: skip
 def test_gpu_recipes_refuse_on_cpu_with_what_is_missing_and_the_emulated_fallback(recipe, fallback):
     with pytest.raises(InvalidInput) as err:
