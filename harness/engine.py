@@ -123,17 +123,29 @@ def run_suite(
             console.print_exception(max_frames=5)
             console.print(f"[red]{spec.run_id} failed: {failed[spec.run_id]}[/red]")
     if suite.eval.benchmarks and not skip_eval:
-        from harness.eval.runner import evaluate_run
-
-        for spec in specs:
-            if spec.stage.evaluate and spec.run_id not in failed:
-                console.rule(f"eval {spec.run_id}")
-                evaluate_run(RunDir(suite_dir / spec.run_id), quiet=quiet)
+        evaluate_all([s for s in specs if s.stage.evaluate and s.run_id not in failed], suite, suite_dir, quiet)
     if not failed and _only_baselines(suite_dir):
         # e.g. `--arm bf16` first, the FP8 arms in later calls: nothing to compare yet, nothing wrong
         console.print("only BF16 runs so far: train an FP8 arm (`--arm NAME`) to compare, report and gate")
         return 0
     return _analyse(suite, suite_dir, report_dir, failed)
+
+
+def evaluate_all(specs: list[RunSpec], suite: Suite, suite_dir: Path, quiet: bool) -> None:
+    """Evaluate the runs: side by side on their own GPUs where the node allows (harness/eval/arms.py), else in turn."""
+    from harness.eval.arms import evaluate_side_by_side, gpu_shares
+    from harness.eval.runner import evaluate_run
+    from harness.eval.vllm_server import visible_gpus
+
+    run_dirs = [suite_dir / spec.run_id for spec in specs]
+    shares = gpu_shares(len(run_dirs), suite.eval, visible_gpus()) if suite.eval.backend == "vllm" else None
+    if shares:
+        console.rule(f"eval {', '.join(spec.run_id for spec in specs)} (side by side)")
+        evaluate_side_by_side(run_dirs, shares, quiet, say=console.print)
+        return
+    for run_dir in run_dirs:
+        console.rule(f"eval {run_dir.name}")
+        evaluate_run(RunDir(run_dir), quiet=quiet)
 
 
 def _only_baselines(suite_dir: Path) -> bool:
