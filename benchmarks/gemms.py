@@ -40,9 +40,9 @@ except ImportError:
 
 import torch  # noqa: E402
 
-BLOCK = 128
+from harness.train.precision.deepgemm import BLOCK, per_block, per_group  # noqa: E402  (the recipe's quantisers)
+
 FP8 = torch.float8_e4m3fn
-FP8_MAX = 448.0
 # Qwen2.5-7B: hidden 3584, 28 query / 4 KV heads of 128, FFN 18944; (out, in) of each linear.
 LINEARS = {"qkv": (4608, 3584), "o": (3584, 3584), "gate_up": (37888, 3584), "down": (3584, 18944)}
 LAYERS = 28
@@ -59,24 +59,6 @@ def gemm_shapes(tokens: int) -> list[tuple[str, str, int, int, int]]:
             (name, "wgrad", out, inp, tokens),
         ]
     return shapes
-
-
-def per_group_fp8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x [m, k] as E4M3 with one FP32 scale per 1x128 group along k: (q [m, k], scales [m, k/128])."""
-    m, k = x.shape
-    groups = x.float().view(m, k // BLOCK, BLOCK)
-    amax = groups.abs().amax(dim=2).clamp(min=1e-4)
-    q = (groups * (FP8_MAX / amax).unsqueeze(2)).to(FP8).view(m, k)
-    return q, amax / FP8_MAX
-
-
-def per_block_fp8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x [n, k] as E4M3 with one FP32 scale per 128x128 block: (q [n, k], scales [n/128, k/128])."""
-    n, k = x.shape
-    blocks = x.float().view(n // BLOCK, BLOCK, k // BLOCK, BLOCK)
-    amax = blocks.abs().amax(dim=(1, 3), keepdim=True).clamp(min=1e-4)
-    q = (blocks * (FP8_MAX / amax)).to(FP8).view(n, k)
-    return q, (amax / FP8_MAX).view(n // BLOCK, k // BLOCK)
 
 
 def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -106,8 +88,8 @@ def _per_tensor(a, b, wgrad: bool):
 def _cublas_block(a, b, wgrad: bool):
     from torch.nn.functional import ScalingType, scaled_mm
 
-    qa, sa = per_group_fp8(a)
-    qb, sb = per_group_fp8(b) if wgrad else per_block_fp8(b)
+    qa, sa = per_group(a)
+    qb, sb = per_group(b) if wgrad else per_block(b)
     recipe_b = ScalingType.BlockWise1x128 if wgrad else ScalingType.BlockWise128x128
     # cuBLAS wants 1x128 scales outer-dim-major (M contiguous); 128x128 ones as they are.
     sa = sa.t().contiguous().t()
@@ -118,9 +100,9 @@ def _cublas_block(a, b, wgrad: bool):
 def _deepgemm(a, b, wgrad: bool):
     import deep_gemm
 
-    qa, sa = per_group_fp8(a)
+    qa, sa = per_group(a)
     if wgrad:
-        qb, sb = per_group_fp8(b)
+        qb, sb = per_group(b)
         out = torch.zeros(a.shape[0], b.shape[0], device=a.device, dtype=torch.float32)
 
         def run():
@@ -129,7 +111,7 @@ def _deepgemm(a, b, wgrad: bool):
             return out
 
         return run
-    qb, sb = per_block_fp8(b)
+    qb, sb = per_block(b)
     sa = deep_gemm.get_col_major_tma_aligned_tensor(sa)
     out = torch.empty(a.shape[0], b.shape[0], device=a.device, dtype=torch.bfloat16)
 

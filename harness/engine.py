@@ -17,7 +17,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.errors import HarnessError, InvalidInput, RunFailed, Terminated
+from harness.errors import HarnessError, InvalidInput, RunFailed
+from harness.eval.procs import pass_interrupt
 from harness.preflight import check_run_dir
 from harness.runlock import env_rank, folder_lock
 from harness.store import RunDir, atomic_write_json, index_path
@@ -66,12 +67,7 @@ def train_isolated(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
             tail.append(line.rstrip())
         code = child.wait()
     except KeyboardInterrupt as exc:
-        child.send_signal(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
-        try:
-            child.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        pass_interrupt([child], exc)
         raise
     if code == 0:
         return

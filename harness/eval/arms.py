@@ -18,7 +18,8 @@ import sys
 import threading
 from pathlib import Path
 
-from harness.errors import InvalidInput, RunFailed, Terminated
+from harness.errors import InvalidInput, RunFailed
+from harness.eval.procs import pass_interrupt
 from harness.suite import EvalConfig
 
 
@@ -54,14 +55,7 @@ def evaluate_side_by_side(run_dirs: list[Path], shares: list[list[str]], quiet: 
     try:
         codes = [child.wait() for child in children]
     except KeyboardInterrupt as exc:
-        for child in children:
-            child.send_signal(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
-        for child in children:
-            try:
-                child.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        pass_interrupt(children, exc)
         raise
     for relay in relays:
         relay.join()

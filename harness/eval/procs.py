@@ -1,11 +1,27 @@
-"""Process-group helpers shared by the server lifecycle and the sandbox."""
+"""Process helpers shared by the server lifecycle, the sandbox and the engine's child processes."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
+
+from harness.errors import Terminated
+
+
+def pass_interrupt(children: list[subprocess.Popen], exc: KeyboardInterrupt, wait_s: float = 120) -> None:
+    """Hand a Ctrl-C (SIGINT) or SIGTERM on to child harness processes and wait for them to record
+    how they ended (a run's manifest, an evaluation's finished samples); kill any that outlast wait_s."""
+    for child in children:
+        child.send_signal(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    for child in children:
+        try:
+            child.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def group_alive(pgid: int) -> bool:
