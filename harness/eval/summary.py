@@ -7,8 +7,6 @@ are not computed here: the analysis stage bootstraps over problems from samples.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import __version__
-from harness.store import atomic_write_json
+from harness.store import atomic_path, atomic_write_json
 
 COLUMNS = (
     "problem_id",
@@ -144,12 +142,6 @@ def write_results(bench_dir: Path, rows: list[dict], summary: dict) -> None:
     for column in ("extracted", "score_status", "score_reason", "finish_reason"):
         frame[column] = frame[column].astype("string")
     frame["output_tokens"] = frame["output_tokens"].astype("Int64")  # nullable: older caches have none
-    fd, tmp = tempfile.mkstemp(dir=bench_dir, prefix=".samples.", suffix=".parquet.tmp")
-    os.close(fd)
-    try:
+    with atomic_path(bench_dir / "samples.parquet") as tmp:
         frame.to_parquet(tmp, index=False)
-        os.replace(tmp, bench_dir / "samples.parquet")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     atomic_write_json(bench_dir / "summary.json", summary)

@@ -21,6 +21,7 @@ padded SFT) both are plain causal SDPA, what the arms ran before.
 from __future__ import annotations
 
 import inspect
+import itertools
 from typing import NamedTuple
 
 import torch
@@ -62,26 +63,18 @@ class Segments:
     def of(cls, lengths, device) -> Segments:
         """The segments of `lengths` and their kernel plan; the offsets go to `device` once per micro-batch."""
         lengths = tuple(int(n) for n in lengths)
-        pieces, run, start = [], [], 0
-
-        def close_run():
-            if run:
-                stop = start + sum(run)
-                cu = torch.zeros(len(run) + 1, dtype=torch.int32)
-                cu[1:] = torch.tensor(run, dtype=torch.int32).cumsum(0)
-                pieces.append(Piece(start, stop, cu.to(device, non_blocking=True), max(run)))
-                run.clear()
-                return stop
-            return start
-
-        for n in lengths:
-            if n >= LONG_SEGMENT_TOKENS:
-                start = close_run()
-                pieces.append(Piece(start, start + n, None, n))
-                start += n
+        pieces, start = [], 0
+        for long, group in itertools.groupby(lengths, key=lambda n: n >= LONG_SEGMENT_TOKENS):
+            group = list(group)
+            if long:
+                for n in group:
+                    pieces.append(Piece(start, start + n, None, n))
+                    start += n
             else:
-                run.append(n)
-        close_run()
+                cu = torch.zeros(len(group) + 1, dtype=torch.int32)
+                cu[1:] = torch.tensor(group, dtype=torch.int32).cumsum(0)
+                pieces.append(Piece(start, start + sum(group), cu.to(device, non_blocking=True), max(group)))
+                start += sum(group)
         return cls(lengths, tuple(pieces))
 
     def __repr__(self) -> str:

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import numpy as np
 
 from harness.data.builtin import builtin_records, is_builtin
 from harness.errors import InvalidInput
+from harness.store import atomic_path
 from harness.textio import decode_utf8, find_non_utf8
 from harness.train.sft import conversation, resolve_format, sft_example
 
@@ -281,15 +280,7 @@ def build_data(stage, tokenizer, cache_dir: Path | None = None) -> TokenizedData
     fn = tokenize_cpt if stage.kind == "cpt" else tokenize_sft
     data = fn(records, tokenizer, stage.seq_len, stage.data)
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        # A temp name no other writer has (ranks of several nodes may share the cache folder), then
-        # an atomic rename: readers see no file or a whole one.
-        fd, name = tempfile.mkstemp(dir=cache.parent, prefix=cache.stem + ".", suffix=".tmp.npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, tokens=data.tokens, labels=data.labels, offsets=data.offsets, dropped=data.dropped)
-            os.replace(name, cache)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        # ranks of several nodes may share the cache folder: each writes its own temp file, renamed whole
+        with atomic_path(cache, suffix=".tmp.npz") as tmp:
+            np.savez(tmp, tokens=data.tokens, labels=data.labels, offsets=data.offsets, dropped=data.dropped)
     return data

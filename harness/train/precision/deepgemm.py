@@ -154,9 +154,9 @@ class DeepGEMMLinear(nn.Linear):
 
 
 def _nvcc() -> str | None:
-    home = os.environ.get("CUDA_HOME") or "/usr/local/cuda"
-    found = shutil.which("nvcc")
-    return found or (str(Path(home) / "bin" / "nvcc") if (Path(home) / "bin" / "nvcc").is_file() else None)
+    """nvcc on PATH, else in $CUDA_HOME/bin (default /usr/local/cuda, where the GPU machine has it)."""
+    candidate = Path(os.environ.get("CUDA_HOME") or "/usr/local/cuda") / "bin" / "nvcc"
+    return shutil.which("nvcc") or (str(candidate) if candidate.is_file() else None)
 
 
 class DeepGEMMBackend(PrecisionBackend):
