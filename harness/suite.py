@@ -181,6 +181,15 @@ class BenchmarkConfig(Strict):
         return self
 
 
+# `vllm serve` flags the harness passes itself (harness/eval/vllm_server.py), and the setting that does it.
+HARNESS_SERVER_FLAGS = {
+    "--host": "127.0.0.1, always", "--port": "a free port per replica", "--seed": "eval.seed",
+    "--tensor-parallel-size": "eval.tensor_parallel_size", "-tp": "eval.tensor_parallel_size",
+    "--data-parallel-size": "eval.data_parallel_size: one server per replica", "-dp": "eval.data_parallel_size",
+    "--served-model-name": "the harness's own name for the model",
+}  # fmt: skip
+
+
 class EvalConfig(Strict):
     backend: Literal["vllm", "transformers"] = "vllm"
     benchmarks: dict[SafeName, BenchmarkConfig] = {}  # names become eval/<benchmark>/ folders
@@ -189,6 +198,9 @@ class EvalConfig(Strict):
     # vLLM server replicas, each on tensor_parallel_size GPUs of its own; default: every visible GPU in use
     data_parallel_size: int | None = Field(None, gt=0)
     max_concurrency: int = Field(256, gt=0)  # requests in flight per replica
+    # More `vllm serve` arguments, placed after the checkpoint as vLLM requires, e.g. ["--max-model-len",
+    # "32768", "--gpu-memory-utilization", "0.85"]; recorded in each summary.json.
+    server_args: list[str] = []
     seed: int = 0
     margin_points: float = Field(3.0, gt=0)  # equivalence margin on avg@k, in points
     # A benchmark's verdict is not conclusive when more samples than this fraction hit max_tokens in
@@ -200,6 +212,17 @@ class EvalConfig(Strict):
     # Run LiveCodeBench's model-written programs even where only a weak sandbox exists (no bubblewrap,
     # or no binding process cap: harness/eval/sandbox.py); the summary records the level either way.
     allow_weak_sandbox: bool = False
+
+    @field_validator("server_args")
+    @classmethod
+    def _server_args_leave_ours(cls, args: list[str]) -> list[str]:
+        for arg in args:
+            flag = arg.split("=", 1)[0]
+            if flag in HARNESS_SERVER_FLAGS:
+                raise ValueError(
+                    f"{flag} is set by the harness ({HARNESS_SERVER_FLAGS[flag]}); remove it from server_args"
+                )
+        return args
 
 
 class Thresholds(Strict):

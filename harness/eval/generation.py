@@ -9,12 +9,13 @@ that honours per-request seeds. `OpenAIChatGenerator` talks to any OpenAI-compat
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import queue
+import socket
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class OpenAIChatGenerator:
         self.retries = retries
         self.on_error = on_error  # e.g. the server's liveness check, which raises with its log tail
 
-    def _complete(self, request: Request) -> Completion:
+    def _complete(self, request: Request, calls: _Calls) -> Completion:
         body = {
             "model": self.model,
             "messages": list(request.messages),
@@ -89,12 +90,7 @@ class OpenAIChatGenerator:
             "seed": request.seed,
             "n": 1,
         }
-        http = urllib.request.Request(
-            f"{self.base_url}/v1/chat/completions",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        reply = self._post(http)
+        reply = self._post("/v1/chat/completions", json.dumps(body).encode(), calls)
         choice = reply["choices"][0]
         message = choice["message"]
         # Servers with a reasoning parser split the thinking out; keep it so `</think>` handling is uniform.
@@ -107,27 +103,40 @@ class OpenAIChatGenerator:
             choice.get("finish_reason"),
         )
 
-    def _post(self, http: urllib.request.Request) -> dict:
+    def _post(self, path: str, data: bytes, calls: _Calls) -> dict:
         """POST with a few retries on dropped connections (a busy server); HTTP errors are not retried."""
+        url = urllib.parse.urlsplit(self.base_url)
+        connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
         for attempt in range(self.retries + 1):
+            conn = connection_class(url.hostname, url.port, timeout=self.timeout_s)
             try:
-                with urllib.request.urlopen(http, timeout=self.timeout_s) as response:
-                    return json.loads(response.read())
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")[:500]
-                raise RunFailed(f"{self.base_url} answered HTTP {exc.code}: {detail}") from None
-            except (urllib.error.URLError, ConnectionError) as exc:
+                calls.connect(conn)
+                conn.request(
+                    "POST", url.path.rstrip("/") + path, body=data, headers={"Content-Type": "application/json"}
+                )
+                response = conn.getresponse()
+                raw = response.read()
+                if response.status >= 400:
+                    detail = raw.decode(errors="replace")[:500]
+                    raise RunFailed(f"{self.base_url} answered HTTP {response.status}: {detail}")
+                return json.loads(raw)
+            except (ConnectionError, http.client.HTTPException) as exc:
+                if calls.aborted:
+                    raise
                 if self.on_error:
                     self.on_error(exc)  # a dead server raises here, with its log, instead of being retried
                 if attempt == self.retries:
                     raise
                 time.sleep(0.5 * 2**attempt)  # back off before retrying a dropped connection
+            finally:
+                calls.done(conn)
         raise AssertionError("unreachable")
 
     def generate(self, requests: Iterable[Request]) -> Iterator[tuple[Request, Completion]]:
         pending = iter(requests)  # may be shared with other replicas' generators (ReplicaPool)
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
-        in_flight = {pool.submit(self._complete, r): r for r in _take(pending, self.concurrency)}
+        calls = _Calls()
+        in_flight = {pool.submit(self._complete, r, calls): r for r in _take(pending, self.concurrency)}
         try:
             while in_flight:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -135,17 +144,54 @@ class OpenAIChatGenerator:
                     request = in_flight.pop(future)
                     try:
                         completion = future.result()
-                    except (urllib.error.URLError, OSError, KeyError, json.JSONDecodeError) as exc:
+                    except (OSError, http.client.HTTPException, KeyError, json.JSONDecodeError) as exc:
                         if self.on_error:
                             self.on_error(exc)
                         raise RunFailed(f"generation request to {self.base_url} failed: {exc}") from None
                     yield request, completion
                     for nxt in _take(pending, 1):
-                        in_flight[pool.submit(self._complete, nxt)] = nxt
+                        in_flight[pool.submit(self._complete, nxt, calls)] = nxt
         finally:
             # Interrupted (Ctrl-C, SIGTERM, a failed request): return now, not when the requests still in
-            # flight end (at 31k tokens, minutes); whoever started the server stops it next, which ends them.
+            # flight end (at 31k tokens, minutes). Their connections are closed: the server drops those
+            # requests (vLLM aborts a request whose client went away, and its graceful shutdown waits
+            # for open connections), and the worker threads end, so the process can exit.
+            calls.abort()
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Calls:
+    """The HTTP connections of one `generate` call's requests in flight, so an interruption can close them.
+
+    A worker blocked reading a reply wakes when its socket is shut down from another thread;
+    a worker that connects after the abort closes its own connection at once.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._open: set[http.client.HTTPConnection] = set()
+        self.aborted = False
+
+    def connect(self, conn: http.client.HTTPConnection) -> None:
+        conn.connect()
+        with self._lock:
+            if self.aborted:
+                raise ConnectionAbortedError("generation was stopped")
+            self._open.add(conn)
+
+    def done(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._open.discard(conn)
+        conn.close()
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            for conn in self._open:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except (AttributeError, OSError):  # not connected, or already closed
+                    pass
 
 
 def _take(items: Iterator[Request], n: int) -> Iterable[Request]:

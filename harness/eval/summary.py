@@ -87,6 +87,7 @@ def summarise(
             if backend == "vllm" and sessions
             else None,
             "max_concurrency": eval_config.max_concurrency if backend == "vllm" else None,
+            "server_args": list(eval_config.server_args) if backend == "vllm" else None,
             "answer_after": "</think>",
         },
         "scorer": "evalscope",

@@ -246,6 +246,7 @@ def replicas(checkpoint, eval_config, out_dir: Path) -> Iterator[list[VllmServer
             tensor_parallel_size=eval_config.tensor_parallel_size,
             seed=eval_config.seed,
             command=server_command(),
+            extra_args=eval_config.server_args,
             gpus=gpus,
         )  # fmt: skip
         for i, gpus in enumerate(groups)

@@ -12,6 +12,7 @@ from importlib import metadata
 import pandas as pd
 import pytest
 from evalkit import make_run_dir
+from pydantic import ValidationError
 
 from harness.data.arith import problems
 from harness.errors import InvalidInput, RunFailed
@@ -309,3 +310,22 @@ def test_samples_cut_at_max_tokens_are_counted_as_truncated(tmp_path, tiny_check
         tiny_checkpoint, tmp_path / "eval", _config(backend="vllm", max_tokens=3), ["arith"], quiet=True
     )["arith"]
     assert summary["truncation_rate"] == 1.0 and summary["output_tokens"] == {"mean": 3.0, "p95": 3.0}
+
+
+def test_server_args_reach_vllm_after_the_checkpoint_and_are_recorded(
+    tmp_path, tiny_checkpoint, fake_vllm_command, monkeypatch
+):
+    monkeypatch.setenv("HARNESS_VLLM_COMMAND", shlex.join(fake_vllm_command))
+    out = tmp_path / "eval"
+    config = _config(backend="vllm", server_args=["--max-model-len", "4096", "--enforce-eager"])
+    summary = evaluate_checkpoint(tiny_checkpoint, out, config, ["arith"], quiet=True)["arith"]
+    assert "more arguments ['--max-model-len', '4096', '--enforce-eager']" in (out / "vllm.log").read_text()
+    assert summary["generation"]["server_args"] == ["--max-model-len", "4096", "--enforce-eager"]
+
+
+@pytest.mark.parametrize("arg", ["--port", "--seed=3", "--tensor-parallel-size"])
+def test_server_args_the_harness_sets_itself_are_refused_with_the_setting_to_use(arg):
+    with pytest.raises(
+        ValidationError, match=f"{arg.split('=')[0]} is set by the harness .*remove it from server_args"
+    ):
+        EvalConfig(server_args=[arg, "1"])

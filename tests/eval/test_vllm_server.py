@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
 
 from harness.errors import InvalidInput, RunFailed
@@ -106,3 +110,45 @@ def test_an_interrupted_generation_returns_at_once_without_waiting_for_requests_
         closed.start()
         closed.join(timeout=60)  # a deadlock check: without the fix this waits for requests that never end
         assert not closed.is_alive()
+        # ... and it let go of them: the server sees every held request's connection closed (vLLM
+        # then aborts those requests, and its graceful shutdown no longer waits for them).
+        assert _until(lambda: 0 < _count(server, "holding seed") == _count(server, "client closed, seed"))
+
+
+def test_a_process_whose_generation_was_interrupted_exits_without_waiting_for_requests_in_flight(
+    tmp_path, fake_vllm_command
+):
+    # Seen on the H200 with vLLM 0.26.0: `harness eval` stopped by SIGTERM had printed "terminated"
+    # and stopped its server, yet its process did not exit for minutes: exiting Python joins the
+    # worker threads, which were still reading replies to requests the server kept open.
+    server = VllmServer("/ckpt", log_path=tmp_path / "vllm.log", command=[*fake_vllm_command, "--mode", "hang-after=1"],
+                        startup_timeout_s=60)  # fmt: skip
+    script = """
+from harness.eval.generation import OpenAIChatGenerator, Request
+requests = [Request("p", i, ({"role": "user", "content": "hi"},), 1000 + i, 8, 0.65, 0.95) for i in range(6)]
+stream = OpenAIChatGenerator(BASE_URL, "harness-eval", concurrency=4).generate(requests)
+next(stream)  # one answered, the rest held by the server
+stream.close()  # what Ctrl-C / SIGTERM does to the loop consuming it
+print("closed", flush=True)
+"""
+    with server:
+        code = script.replace("BASE_URL", repr(server.base_url))
+        # A deadlock check: without the fix the child never exits (its threads wait for the held replies).
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "closed"
+        assert _count(server, "holding seed") >= 1
+
+
+def _count(server: VllmServer, marker: str) -> int:
+    return server.log_path.read_text().count(marker)
+
+
+def _until(condition, deadline_s: float = 30.0) -> bool:
+    """Poll `condition` until it holds (True) or deadline_s passes (False)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
