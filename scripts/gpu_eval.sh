@@ -36,6 +36,7 @@ case $phase in
     bash scripts/stage_vllm.sh --install > "$logs/install.log" 2>&1
     echo "install rc=$?" >> "$logs/install.log"
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$logs/install.log" 2>&1
+    [ -x /tmp/bwrap/usr/bin/bwrap ] && export HARNESS_BWRAP=/tmp/bwrap/usr/bin/bwrap  # just unpacked
     echo "sandbox: $(sandbox_ok)" >> "$logs/install.log" ;;
   eval)
     level=$(sandbox_ok)
