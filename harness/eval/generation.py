@@ -79,6 +79,8 @@ class OpenAIChatGenerator:
         self.timeout_s = timeout_s
         self.retries = retries
         self.on_error = on_error  # e.g. the server's liveness check, which raises with its log tail
+        self._active: set[_Calls] = set()  # the generate() calls running now (abort() closes their requests)
+        self._active_lock = threading.Lock()
 
     def _complete(self, request: Request, calls: _Calls) -> Completion:
         body = {
@@ -136,6 +138,8 @@ class OpenAIChatGenerator:
         pending = iter(requests)  # may be shared with other replicas' generators (ReplicaPool)
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
         calls = _Calls()
+        with self._active_lock:
+            self._active.add(calls)
         in_flight = {pool.submit(self._complete, r, calls): r for r in _take(pending, self.concurrency)}
         try:
             while in_flight:
@@ -158,6 +162,15 @@ class OpenAIChatGenerator:
             # for open connections), and the worker threads end, so the process can exit.
             calls.abort()
             pool.shutdown(wait=False, cancel_futures=True)
+            with self._active_lock:
+                self._active.discard(calls)
+
+    def abort(self) -> None:
+        """Close the connections of every request in flight (from any thread): their calls end with an error."""
+        with self._active_lock:
+            active = list(self._active)
+        for calls in active:
+            calls.abort()
 
 
 class _Calls:
@@ -262,3 +275,5 @@ class ReplicaPool:
                     yield item
         finally:
             stop.set()
+            for generator in self.generators:  # their threads may be waiting on requests that never end
+                generator.abort()

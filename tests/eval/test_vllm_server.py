@@ -9,7 +9,7 @@ import time
 import pytest
 
 from harness.errors import InvalidInput, RunFailed
-from harness.eval.generation import OpenAIChatGenerator, Request
+from harness.eval.generation import OpenAIChatGenerator, ReplicaPool, Request
 from harness.eval.procs import group_alive
 from harness.eval.vllm_server import VllmServer
 
@@ -124,7 +124,7 @@ def test_a_process_whose_generation_was_interrupted_exits_without_waiting_for_re
     server = VllmServer("/ckpt", log_path=tmp_path / "vllm.log", command=[*fake_vllm_command, "--mode", "hang-after=1"],
                         startup_timeout_s=60)  # fmt: skip
     script = """
-from harness.eval.generation import OpenAIChatGenerator, Request
+from harness.eval.generation import OpenAIChatGenerator, ReplicaPool, Request
 requests = [Request("p", i, ({"role": "user", "content": "hi"},), 1000 + i, 8, 0.65, 0.95) for i in range(6)]
 stream = OpenAIChatGenerator(BASE_URL, "harness-eval", concurrency=4).generate(requests)
 next(stream)  # one answered, the rest held by the server
@@ -138,6 +138,29 @@ print("closed", flush=True)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "closed"
         assert _count(server, "holding seed") >= 1
+
+
+def test_an_interrupted_generation_over_several_replicas_lets_go_of_every_replicas_requests(
+    tmp_path, fake_vllm_command
+):
+    servers = [
+        VllmServer(
+            "/ckpt",
+            log_path=tmp_path / f"vllm.{i}.log",
+            command=[*fake_vllm_command, "--mode", "hang-after=1"],
+            startup_timeout_s=60,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    with servers[0], servers[1]:
+        pool = ReplicaPool([OpenAIChatGenerator(s.base_url, s.model_name, concurrency=3) for s in servers])
+        stream = pool.generate(_requests(12))
+        next(stream)  # one answered; the replicas' other requests are held
+        assert _until(lambda: all(_count(s, "holding seed") >= 2 for s in servers))
+        stream.close()
+        # Each replica's thread was waiting on held requests: their connections must be closed too.
+        for server in servers:
+            assert _until(lambda s=server: _count(s, "holding seed") == _count(s, "client closed, seed"))
 
 
 def _count(server: VllmServer, marker: str) -> int:
