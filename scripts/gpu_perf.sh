@@ -25,7 +25,7 @@
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
 mkdir -p "$out"
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HARNESS_CACHE=/tmp/harness-cache
+export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 HARNESS_CACHE=/tmp/harness-cache  # keeps a caller's (gpu_deepgemm.sh: DeepGEMM)
 HARNESS_GIT_SHA=$(cat GIT_SHA 2>/dev/null) && export HARNESS_GIT_SHA
 # TE must load torch's own cuDNN (pip nvidia-cudnn), not the image's older system one.
 cudnn=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudnn.__path__)[0], 'lib'))" 2>/dev/null) \
