@@ -106,13 +106,16 @@ def test_an_interrupted_generation_returns_at_once_without_waiting_for_requests_
         generator = OpenAIChatGenerator(server.base_url, server.model_name, concurrency=4)
         stream = generator.generate(_requests(8))
         next(stream)  # one answered; three more in flight, two of them never answered
+        assert _until(lambda: _count(server, "holding seed") >= 2)
         closed = threading.Thread(target=stream.close)  # what Ctrl-C / SIGTERM does to the loop consuming it
         closed.start()
         closed.join(timeout=60)  # a deadlock check: without the fix this waits for requests that never end
         assert not closed.is_alive()
         # ... and it let go of them: the server sees every held request's connection closed (vLLM
         # then aborts those requests, and its graceful shutdown no longer waits for them).
-        assert _until(lambda: 0 < _count(server, "holding seed") == _count(server, "client closed, seed"))
+        assert _until(lambda: _count(server, "holding seed") == _count(server, "client closed, seed")), (
+            server.log_path.read_text()
+        )
 
 
 def test_a_process_whose_generation_was_interrupted_exits_without_waiting_for_requests_in_flight(
@@ -160,7 +163,9 @@ def test_an_interrupted_generation_over_several_replicas_lets_go_of_every_replic
         stream.close()
         # Each replica's thread was waiting on held requests: their connections must be closed too.
         for server in servers:
-            assert _until(lambda s=server: _count(s, "holding seed") == _count(s, "client closed, seed"))
+            assert _until(lambda s=server: _count(s, "holding seed") == _count(s, "client closed, seed")), (
+                server.log_path.read_text()
+            )
 
 
 def _count(server: VllmServer, marker: str) -> int:
