@@ -127,20 +127,24 @@ def test_a_process_whose_generation_was_interrupted_exits_without_waiting_for_re
     server = VllmServer("/ckpt", log_path=tmp_path / "vllm.log", command=[*fake_vllm_command, "--mode", "hang-after=1"],
                         startup_timeout_s=60)  # fmt: skip
     script = """
-from harness.eval.generation import OpenAIChatGenerator, ReplicaPool, Request
+import pathlib, time
+from harness.eval.generation import OpenAIChatGenerator, Request
 requests = [Request("p", i, ({"role": "user", "content": "hi"},), 1000 + i, 8, 0.65, 0.95) for i in range(6)]
 stream = OpenAIChatGenerator(BASE_URL, "harness-eval", concurrency=4).generate(requests)
 next(stream)  # one answered, the rest held by the server
+end = time.monotonic() + 30
+while pathlib.Path(LOG).read_text().count("holding seed") < 2 and time.monotonic() < end:
+    time.sleep(0.05)  # until the server holds two requests: the case to test
 stream.close()  # what Ctrl-C / SIGTERM does to the loop consuming it
 print("closed", flush=True)
 """
     with server:
-        code = script.replace("BASE_URL", repr(server.base_url))
+        code = script.replace("BASE_URL", repr(server.base_url)).replace("LOG", repr(str(server.log_path)))
         # A deadlock check: without the fix the child never exits (its threads wait for the held replies).
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "closed"
-        assert _count(server, "holding seed") >= 1
+        assert _count(server, "holding seed") >= 2
 
 
 def test_an_interrupted_generation_over_several_replicas_lets_go_of_every_replicas_requests(
