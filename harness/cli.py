@@ -59,17 +59,23 @@ def _load_configure(target: str):
 
 
 def _raise_terminated(signum, frame):
-    raise Terminated
+    raise Terminated(signal.Signals(signum).name)
+
+
+# SIGUSR1 asks a training run to stop after its step with a checkpoint (harness/train/trainer.py, relayed
+# by `harness run`); anywhere else it stops the command like SIGTERM (Python's default would kill it
+# without stopping its vLLM servers).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 def main(argv: list[str] | None = None) -> int:
     on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
+    previous = {sig: signal.signal(sig, _raise_terminated) for sig in STOP_SIGNALS} if on_main_thread else {}
     try:
         return _main(argv)
     finally:
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for sig, old in previous.items():
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -111,7 +117,8 @@ def _main(argv: list[str] | None) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
-        print(f"harness {name}: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+        how = f"terminated ({exc.args[0] if exc.args else 'SIGTERM'})" if terminated else "interrupted"
+        print(f"harness {name}: {how}", file=sys.stderr)
         return 128 + signal.SIGTERM if terminated else 130
 
 

@@ -10,14 +10,16 @@ command lines); `harness train` trains one run through `train_one`.
 from __future__ import annotations
 
 import collections
+import contextlib
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
 
-from harness.errors import HarnessError, InvalidInput, RunFailed
+from harness.errors import HarnessError, InvalidInput, RunFailed, Stopped
 from harness.eval.procs import pass_interrupt
 from harness.preflight import check_run_dir
 from harness.runlock import env_rank, folder_lock
@@ -48,6 +50,23 @@ def train_one(spec: RunSpec, suite_dir: Path, quiet: bool) -> dict:
         return train(spec, run_dir, quiet=quiet)
 
 
+@contextlib.contextmanager
+def relay_stop_requests(child: subprocess.Popen):
+    """Pass SIGUSR1 (stop after the current step, with a checkpoint) on to `child` inside the block.
+
+    Python's default for SIGUSR1 is to die, which would orphan the training child; here it is
+    handed on instead, and the child's exit code (138) ends `harness run` with its message.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: child.send_signal(signal.SIGUSR1))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL if previous is None else previous)
+
+
 def train_isolated(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
     """Train one run in a fresh `harness train RUN_DIR` process.
 
@@ -62,10 +81,11 @@ def train_isolated(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
     child = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, bufsize=1)
     tail: collections.deque[str] = collections.deque(maxlen=20)
     try:
-        for line in child.stderr:
-            sys.stderr.write(line)
-            tail.append(line.rstrip())
-        code = child.wait()
+        with relay_stop_requests(child):  # SIGUSR1: the child checkpoints after its step and stops
+            for line in child.stderr:
+                sys.stderr.write(line)
+                tail.append(line.rstrip())
+            code = child.wait()
     except KeyboardInterrupt as exc:
         pass_interrupt([child], exc)
         raise
@@ -73,8 +93,10 @@ def train_isolated(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
         return
     if code in (130, 128 + signal.SIGTERM):
         raise KeyboardInterrupt
+    said = [line.removeprefix("harness train: ") for line in tail if line.startswith("harness train: ")]
+    if code == Stopped.exit_code:
+        raise Stopped(said[-1] if said else f"{spec.run_id}: stopped by SIGUSR1; run again to resume")
     if code == InvalidInput.exit_code:
-        said = [line.removeprefix("harness train: ") for line in tail if line.startswith("harness train: ")]
         raise InvalidInput(said[-1] if said else f"{spec.run_id}: training stopped on invalid input (see above)")
     manifest = run_dir.read_manifest() if run_dir.manifest.is_file() else {}
     raise RunFailed(manifest.get("reason") or f"`harness train` exited with code {code}")

@@ -33,6 +33,15 @@ class GateFailed(HarnessError):
     exit_code = 1
 
 
+class Stopped(HarnessError):
+    """A run stopped on request (SIGUSR1) after writing a checkpoint: run the same command again to resume.
+
+    Exit code 138 (128 + SIGUSR1), so a batch script can tell it from a failure and requeue the job.
+    """
+
+    exit_code = 138
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (Slurm time limit or preemption, torchrun stopping workers, `kill`): unwinds like Ctrl-C,
     so runs are marked interrupted and child servers stopped instead of the process vanishing.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import InvalidInput, RunFailed, Terminated
+from harness.errors import InvalidInput, RunFailed, Stopped, Terminated
 from harness.preflight import check_seq_len
 from harness.store import RunDir
 from harness.telemetry import Telemetry, flops_per_token
@@ -104,7 +104,8 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
     profiler = StepProfiler(run_dir, profiled, device, write=rank == 0)
     recent: list[float] = []
     telemetry.start(start_step)  # the manifest says "running" from here: the try below records how it ends
-    with interrupts_once():
+    stopped_at = None  # the step after which SIGUSR1 stopped the run, its checkpoint written
+    with interrupts_once(), stop_requests() as stop:
         try:
             for step in range(start_step + 1, total_steps + 1):
                 with profiler.around(step), telemetry.step(step) as rec:
@@ -119,13 +120,18 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
                                processed_tokens=sum(mb.input_ids.size for mb in mine))  # fmt: skip
                 check_divergence(step, float(loss), recent, spec.divergence)
                 every = spec.stage.checkpoint_every
-                if every and step % every == 0 and step < total_steps:
+                stopping = step < total_steps and stop.requested(device)
+                if step < total_steps and (stopping or (every and step % every == 0)):
                     # Flag (and flush) the step's metrics line first, so a checkpoint never exists
                     # without the metrics of the steps it contains; a kill mid-save resumes earlier.
                     telemetry.mark_checkpoint(step)
                     save_checkpoint(run_dir.checkpoints, step, model, optimizer, scheduler, batches.position)
-            export_final(run_dir.final_checkpoint, model, tokenizer, getattr(torch, spec.model.dtype),
-                         backend.export_state)  # fmt: skip
+                if stopping:
+                    stopped_at = step
+                    break
+            if stopped_at is None:
+                export_final(run_dir.final_checkpoint, model, tokenizer, getattr(torch, spec.model.dtype),
+                             backend.export_state)  # fmt: skip
         except RunFailed as exc:
             with signals_held():
                 telemetry.finish("failed", str(exc))
@@ -138,11 +144,50 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
             with signals_held():
                 telemetry.finish("failed", f"{type(exc).__name__}: {exc}")
             raise
+        if stopped_at is not None:
+            reason = (f"stopped by SIGUSR1 after step {stopped_at} of {total_steps}, its checkpoint written; "
+                      "run the same command again to resume")  # fmt: skip
+            with signals_held():
+                telemetry.finish("interrupted", reason)
+            raise Stopped(f"{spec.run_id}: {reason}")
         with signals_held():
             return telemetry.finish("completed")
 
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopRequest:
+    """SIGUSR1 asks a run to stop after its current step with a checkpoint (Slurm's `--signal=USR1@120`
+    before a time limit or preemption; `kill -USR1`). Every rank must stop after the same step, so
+    under torchrun the ranks agree on it (a one-element all-reduce per step) before any saves."""
+
+    def __init__(self):
+        self.signalled = False
+
+    def requested(self, device: torch.device) -> bool:
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return self.signalled
+        flag = torch.tensor([1.0 if self.signalled else 0.0], device=device)
+        return bool(all_reduce_sum(flag).item() > 0)
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """A StopRequest that SIGUSR1 sets inside the block (main thread only; the previous handler after it)."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        stop.signalled = True
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL if previous is None else previous)
 
 
 @contextlib.contextmanager

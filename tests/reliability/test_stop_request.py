@@ -1,0 +1,93 @@
+"""SIGUSR1 (Slurm's `--signal=USR1@120` before a time limit or preemption): the run finishes its step,
+writes a checkpoint there, records why it stopped and exits 138; the same command resumes it to the
+losses of an uninterrupted run. `harness run` hands the signal on to the arm it is training."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from relkit import STEPS, Child, write_suite
+
+from harness.cli import main
+from harness.store import RunDir
+
+STOP_AT = 4  # not a checkpoint_every step (3): the checkpoint there exists only because of the request
+
+
+def _losses(run: RunDir) -> list[float]:
+    return [r["loss"] for r in run.read_metrics()]
+
+
+def _stopped_there(run: RunDir, step: int, log: str) -> None:
+    reason = f"stopped by SIGUSR1 after step {step} of {STEPS}, its checkpoint written; run the same command again"
+    assert reason in log and "Traceback" not in log, log[-2000:]
+    manifest = run.read_manifest()
+    assert manifest["status"] == "interrupted" and manifest["reason"].startswith(reason)
+    assert max(r["step"] for r in run.read_metrics()) == step
+    assert (run.checkpoints / f"step-{step:06d}").is_dir() and not (run.checkpoints / "final").exists()
+
+
+def test_sigusr1_to_harness_train_checkpoints_after_the_step_and_the_same_command_resumes(tmp_path, corpus, reference):
+    suite = write_suite(tmp_path, corpus)
+    argv = ["train", str(suite), "--run", "cpt-fp8-s0", "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    run = RunDir(tmp_path / "runs" / "rel" / "cpt-fp8-s0")
+    # A step's metrics line is written as the next step begins: paused there, the signal lands in step STOP_AT.
+    child = Child(argv, tmp_path / "child.log", pause=f"metrics:{STOP_AT - 1}")
+    child.wait_paused()
+    os.kill(child.proc.pid, signal.SIGUSR1)  # pending while stopped, handled when it resumes
+    os.kill(child.proc.pid, signal.SIGCONT)
+    assert child.proc.wait(timeout=120) == 138
+    _stopped_there(run, STOP_AT, child.log.read_text())
+
+    assert main(argv) == 0
+    assert [r["step"] for r in run.read_metrics()] == list(range(1, STEPS + 1))
+    assert _losses(run) == _losses(reference)
+    manifest = run.read_manifest()
+    assert manifest["status"] == "completed" and manifest["segment_starts"] == [0, STOP_AT]
+
+
+def test_sigusr1_to_harness_run_stops_the_arm_in_training_and_a_rerun_finishes_the_suite(tmp_path, corpus):
+    suite = write_suite(tmp_path, corpus)
+    argv = ["run", str(suite), "--runs-dir", str(tmp_path / "runs"), "--report-dir", str(tmp_path / "report"),
+            "--skip-eval", "--quiet"]  # fmt: skip
+    child = Child(argv, tmp_path / "child.log", pause="metrics:1")
+    child.wait_session_paused()  # the `harness train` child of the first arm, as step 2 begins
+    trainer = _stopped_process(child.proc.pid)
+    os.kill(child.proc.pid, signal.SIGUSR1)  # to `harness run` only: it must hand the signal on
+    _wait_pending(trainer, signal.SIGUSR1)
+    os.kill(trainer, signal.SIGCONT)
+    assert child.proc.wait(timeout=120) == 138
+    log = child.log.read_text()
+    assert "harness run: cpt-bf16-s0: stopped by SIGUSR1 after step 2" in log, log[-2000:]
+    _stopped_there(RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0"), 2, log)
+    assert not (tmp_path / "runs" / "rel" / "cpt-fp8-s0").exists()  # the next arm never started
+
+    assert main(argv) == 0
+    for arm in ("bf16", "fp8"):
+        manifest = RunDir(tmp_path / "runs" / "rel" / f"cpt-{arm}-s0").read_manifest()
+        assert manifest["status"] == "completed"
+
+
+def _stopped_process(sid: int) -> int:
+    """The pid of the process of session `sid` that stopped itself at the pause point."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid and fields[0] == "T":
+            return int(stat.parent.name)
+    raise AssertionError(f"no stopped process in session {sid}")
+
+
+def _wait_pending(pid: int, sig: signal.Signals, timeout_s: float = 60.0) -> None:
+    """Block until `sig` is pending for process `pid` (it is stopped, so it stays pending); polls /proc."""
+    bit = 1 << (sig - 1)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        pending = {line.split(":")[0]: int(line.split()[1], 16) for line in status.splitlines() if "Pnd:" in line}
+        if any(mask & bit for mask in pending.values()):
+            return
+        time.sleep(0.05)  # polling a condition, not waiting for time to pass
+    raise AssertionError(f"{sig.name} never reached process {pid}")
