@@ -6,7 +6,8 @@
 #   bash scripts/gpu_eval.sh eval [CHECKPOINT]       # the four paper benchmarks (tests/fixtures/eval/hub, their
 #                                                    # hub schemas) at InfiR2's k and max_tokens, --limit 1; the
 #                                                    # first run is stopped with SIGTERM once KILL_AT (16) samples
-#                                                    # are written, the second resumes it
+#                                                    # are written, the second resumes it (eval-kill, then
+#                                                    # eval-resume: the same in two calls)
 #   bash scripts/gpu_eval.sh throughput [CHECKPOINT] # AIME24 (3 problems x 64 samples x 4,096 tokens) through harness eval
 #                                                    # and through vLLM's offline LLM.chat on the same requests
 #   bash scripts/gpu_eval.sh seeds [CHECKPOINT]      # the same seeds twice: the same texts?
@@ -38,26 +39,30 @@ case $phase in
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$logs/install.log" 2>&1
     [ -x /tmp/bwrap/usr/bin/bwrap ] && export HARNESS_BWRAP=/tmp/bwrap/usr/bin/bwrap  # just unpacked
     echo "sandbox: $(sandbox_ok)" >> "$logs/install.log" ;;
-  eval)
+  eval|eval-kill|eval-resume)
     level=$(sandbox_ok)
-    echo "sandbox: $level" > "$logs/eval.log"
+    echo "sandbox: $level" >> "$logs/eval.log"
     case $level in bwrap*) ;; *) weak=(--allow-weak-sandbox) ;; esac
     cmd=(python3 -m harness.cli eval "$ckpt" --out /tmp/eval/hub --backend vllm --data-dir "$hub" --limit 1
       --bench aime24,aime25,gpqa_diamond,livecodebench_v5 "${weak[@]}")
     # The first run is stopped with SIGTERM once KILL_AT samples are written (16: GPQA-Diamond's and
     # LiveCodeBench's, whose max_tokens are the smaller); the second must generate only the rest.
-    start=$(date +%s)
-    timeout -s TERM "${FIRST_TIMEOUT:-330}" "${cmd[@]}" >> "$logs/eval.log" 2>&1 &
-    pid=$!
-    while kill -0 "$pid" 2>/dev/null; do
-      n=$(cat /tmp/eval/hub/*/generations.jsonl 2>/dev/null | wc -l)
-      if [ "$n" -ge "${KILL_AT:-16}" ]; then kill -TERM "$pid"; break; fi  # timeout passes it on
-      sleep 1
-    done
-    wait "$pid"
-    echo "first run rc=$? after $(( $(date +%s) - start )) s" >> "$logs/eval.log"
-    wc -l /tmp/eval/hub/*/generations.jsonl >> "$logs/eval.log" 2>&1
-    nvidia-smi --query-compute-apps=pid,used_memory --format=csv >> "$logs/eval.log" 2>&1  # nothing left behind?
+    # eval-kill and eval-resume run one each, in two calls, when both would not fit in one.
+    if [ "$phase" != eval-resume ]; then
+      start=$(date +%s)
+      timeout -s TERM "${FIRST_TIMEOUT:-330}" "${cmd[@]}" >> "$logs/eval.log" 2>&1 &
+      pid=$!
+      while kill -0 "$pid" 2>/dev/null; do
+        n=$(cat /tmp/eval/hub/*/generations.jsonl 2>/dev/null | wc -l)
+        if [ "$n" -ge "${KILL_AT:-16}" ]; then kill -TERM "$pid"; break; fi  # timeout passes it on
+        sleep 1
+      done
+      wait "$pid"
+      echo "first run rc=$? after $(( $(date +%s) - start )) s" >> "$logs/eval.log"
+      wc -l /tmp/eval/hub/*/generations.jsonl >> "$logs/eval.log" 2>&1
+      nvidia-smi --query-compute-apps=pid,used_memory --format=csv >> "$logs/eval.log" 2>&1  # nothing left behind?
+    fi
+    [ "$phase" = eval-kill ] && { save; exit 0; }
     start=$(date +%s)
     timeout -s TERM "${SECOND_TIMEOUT:-300}" "${cmd[@]}" >> "$logs/eval.log" 2>&1
     echo "second run rc=$? after $(( $(date +%s) - start )) s" >> "$logs/eval.log"
