@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from harness.errors import RunFailed
+from harness.signals import signals_held
 
 
 @dataclass(frozen=True)
@@ -160,10 +161,11 @@ class OpenAIChatGenerator:
             # flight end (at 31k tokens, minutes). Their connections are closed: the server drops those
             # requests (vLLM aborts a request whose client went away, and its graceful shutdown waits
             # for open connections), and the worker threads end, so the process can exit.
-            calls.abort()
-            pool.shutdown(wait=False, cancel_futures=True)
-            with self._active_lock:
-                self._active.discard(calls)
+            with signals_held():  # a second Ctrl-C must not leave connections open (harness/signals.py)
+                calls.abort()
+                pool.shutdown(wait=False, cancel_futures=True)
+                with self._active_lock:
+                    self._active.discard(calls)
 
     def abort(self) -> None:
         """Close the connections of every request in flight (from any thread): their calls end with an error."""
@@ -274,6 +276,7 @@ class ReplicaPool:
                 else:
                     yield item
         finally:
-            stop.set()
-            for generator in self.generators:  # their threads may be waiting on requests that never end
-                generator.abort()
+            with signals_held():
+                stop.set()
+                for generator in self.generators:  # their threads may be waiting on requests that never end
+                    generator.abort()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from harness.errors import InvalidInput, RunFailed
 from harness.eval.procs import group_alive
+from harness.signals import signals_held
 
 DEFAULT_COMMAND = ("vllm", "serve")
 COMMAND_ENV = "HARNESS_VLLM_COMMAND"  # e.g. "/opt/vllm-env/bin/vllm serve": a vLLM in another venv
@@ -172,7 +173,15 @@ class VllmServer:
         )
 
     def stop(self) -> None:
-        """SIGTERM the whole group, wait, then SIGKILL what is left; safe to call twice."""
+        """SIGTERM the whole group, wait, then SIGKILL what is left; safe to call twice.
+
+        Not interruptible: a second Ctrl-C or SIGTERM here (a terminal's beside the one `harness run`
+        relays) would leave the server running in its own session, holding its GPUs.
+        """
+        with signals_held():
+            self._stop()
+
+    def _stop(self) -> None:
         if self.process is None:
             return
         pgid = self.process.pid

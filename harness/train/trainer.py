@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import InvalidInput, RunFailed, Stopped, Terminated
+from harness.errors import InvalidInput, RunFailed, Stopped
 from harness.preflight import check_seq_len
+from harness.signals import interrupts_once, signals_held
 from harness.store import RunDir
 from harness.telemetry import Telemetry, flops_per_token
 from harness.telemetry.kernels import StepProfiler, profiled_steps
@@ -154,9 +155,6 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
             return telemetry.finish("completed")
 
 
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
-
-
 class StopRequest:
     """SIGUSR1 asks a run to stop after its current step with a checkpoint (Slurm's `--signal=USR1@120`
     before a time limit or preemption; `kill -USR1`). Every rank must stop after the same step, so
@@ -188,47 +186,6 @@ def stop_requests():
         yield stop
     finally:
         signal.signal(signal.SIGUSR1, signal.SIG_DFL if previous is None else previous)
-
-
-@contextlib.contextmanager
-def _interrupt_handler(handler):
-    """`handler` for SIGINT and SIGTERM inside the block, the previous ones after it (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, handler) for sig in INTERRUPTS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, signal.SIG_DFL if old is None else old)
-
-
-def _interrupt_once(signum, frame):
-    for sig in INTERRUPTS:
-        signal.signal(sig, signal.SIG_IGN)
-    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-
-
-def interrupts_once():
-    """The first Ctrl-C or SIGTERM interrupts the run; further ones are ignored until it has ended.
-
-    A terminal's Ctrl-C reaches a `harness train` child twice (from the terminal, and relayed by
-    `harness run`). Were the second to land while the first unwinds towards the handler that
-    records the run as interrupted, it would escape that handler and leave the manifest
-    "running"; so the first one's handler ignores both signals before it raises. The previous
-    handlers come back when the block ends, with the run's end recorded.
-    """
-    return _interrupt_handler(_interrupt_once)
-
-
-def signals_held():
-    """Ignore Ctrl-C and SIGTERM while a run records how it ended (completed, failed or interrupted).
-
-    A signal must not cut the manifest and summary writes short, or the run would stay "running"
-    for ever. The process is on its way out already, so nothing is lost.
-    """
-    return _interrupt_handler(signal.SIG_IGN)
 
 
 def train_step(model, optimizer, backend, micro_batches, step, spec, device):

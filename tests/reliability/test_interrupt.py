@@ -5,11 +5,22 @@ session is left behind. (Ctrl-C with a vLLM server up is tests/eval/test_vllm_se
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import signal
+import sys
+import time
+from pathlib import Path
 
 from relkit import Child, session_processes, write_suite
 
+from harness.eval.procs import group_alive
 from harness.store import RunDir
+
+FAKE_VLLM = [
+    sys.executable,
+    str(Path(__file__).parents[1] / "fixtures" / "eval" / "fake_vllm.py"),
+]  # a fake `vllm serve`
 
 
 def test_ctrl_c_during_harness_run_marks_the_run_interrupted_and_leaves_no_process(tmp_path, corpus):
@@ -47,7 +58,7 @@ def test_sigterm_to_harness_train_unwinds_like_ctrl_c_and_exits_143(tmp_path, co
 ONCE_SCRIPT = """
 import os, signal
 from harness.errors import Terminated
-from harness.train.trainer import interrupts_once
+from harness.signals import interrupts_once
 
 for first in (signal.SIGINT, signal.SIGTERM):
     try:
@@ -75,3 +86,41 @@ def test_after_the_first_interrupt_a_second_is_ignored_until_the_run_has_ended()
     out = subprocess.run([sys.executable, "-c", ONCE_SCRIPT], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:3] == ["unwound KeyboardInterrupt", "unwound Terminated", "restored True True"]
+
+
+def test_a_second_ctrl_c_while_harness_eval_stops_its_vllm_server_does_not_leave_the_server_running(
+    tmp_path, reference
+):
+    # A terminal's Ctrl-C reaches a `harness eval` twice when `harness run` relays it too (and GNU
+    # timeout sends SIGTERM to the child and to its group). Landing inside the server's stop, the
+    # second one used to abort it: the server, in a session of its own, kept running (and its GPUs).
+    out = tmp_path / "eval"
+    argv = ["eval", str(reference.path), "--bench", "arith", "--backend", "vllm", "--limit", "4", "--samples", "2",
+            "--max-tokens", "8", "--out", str(out), "--quiet"]  # fmt: skip
+    os.environ["HARNESS_VLLM_COMMAND"] = shlex.join([*FAKE_VLLM, "--mode", "hang-after=1"])
+    try:
+        child = Child(argv, tmp_path / "child.log", pause="server-stop:1")
+    finally:
+        del os.environ["HARNESS_VLLM_COMMAND"]
+    log = out / "vllm.log"
+    _poll(lambda: log.is_file() and "holding seed" in log.read_text(), what="a request held by the server")
+    server = int(re.search(r"fake vllm: serving .* pid=(\d+)", log.read_text()).group(1))
+    os.kill(child.proc.pid, signal.SIGINT)  # the first Ctrl-C: generation stops, the server's stop begins
+    child.wait_paused()  # inside that stop
+    os.kill(child.proc.pid, signal.SIGINT)  # the second, pending until the child resumes
+    os.kill(child.proc.pid, signal.SIGCONT)
+    try:
+        assert child.proc.wait(timeout=120) == 130
+        assert "harness eval: interrupted" in child.log.read_text()
+        _poll(lambda: not group_alive(server), what=f"the fake server's process group {server} to be gone")
+    finally:
+        if group_alive(server):  # a failed check must not leave the server behind for the next tests
+            os.killpg(server, signal.SIGKILL)
+
+
+def _poll(condition, *, what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s} s for {what}")
+        time.sleep(0.05)  # polling a condition, not waiting for time to pass

@@ -5,6 +5,7 @@ test can SIGKILL it there deterministically (no timing races):
     metrics:N     right after metrics.jsonl receives the line of step N
     checkpoint:N  after checkpoints/step-N.tmp/state.pt is written, before the rename
     eval:N        right after the N-th generated sample is appended to generations.jsonl
+    server-stop:N as the N-th stop of a vLLM server begins (inside the part no signal may cut short)
 """
 
 import os
@@ -55,3 +56,16 @@ if _PAUSE:
                 _stop()
 
         cache.GenerationCache.append = _append_then_pause
+    elif _kind == "server-stop":  # server-stop:N: as the N-th vLLM server stop begins (signals already held)
+        from harness.eval import vllm_server
+
+        _server_stop = vllm_server.VllmServer._stop
+        _stops = [0]
+
+        def _pause_then_stop(self):
+            _stops[0] += 1
+            if _stops[0] == _at:
+                _stop()
+            return _server_stop(self)
+
+        vllm_server.VllmServer._stop = _pause_then_stop
