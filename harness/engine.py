@@ -10,11 +10,9 @@ command lines); `harness train` trains one run through `train_one`.
 from __future__ import annotations
 
 import collections
-import contextlib
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -23,6 +21,7 @@ from harness.errors import HarnessError, InvalidInput, RunFailed, Stopped
 from harness.eval.procs import pass_interrupt
 from harness.preflight import check_run_dir
 from harness.runlock import env_rank, folder_lock
+from harness.signals import relay_stop_requests
 from harness.store import RunDir, atomic_write_json, index_path
 from harness.suite import RunSpec, Suite, plan
 
@@ -50,23 +49,6 @@ def train_one(spec: RunSpec, suite_dir: Path, quiet: bool) -> dict:
         return train(spec, run_dir, quiet=quiet)
 
 
-@contextlib.contextmanager
-def relay_stop_requests(child: subprocess.Popen):
-    """Pass SIGUSR1 (stop after the current step, with a checkpoint) on to `child` inside the block.
-
-    Python's default for SIGUSR1 is to die, which would orphan the training child; here it is
-    handed on instead, and the child's exit code (138) ends `harness run` with its message.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: child.send_signal(signal.SIGUSR1))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGUSR1, signal.SIG_DFL if previous is None else previous)
-
-
 def train_isolated(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
     """Train one run in a fresh `harness train RUN_DIR` process.
 
@@ -81,7 +63,7 @@ def train_isolated(spec: RunSpec, suite_dir: Path, quiet: bool) -> None:
     child = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, bufsize=1)
     tail: collections.deque[str] = collections.deque(maxlen=20)
     try:
-        with relay_stop_requests(child):  # SIGUSR1: the child checkpoints after its step and stops
+        with relay_stop_requests(lambda: [child.pid]):  # SIGUSR1: the child checkpoints after its step and stops
             for line in child.stderr:
                 sys.stderr.write(line)
                 tail.append(line.rstrip())

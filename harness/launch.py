@@ -15,10 +15,12 @@ import sys
 from pathlib import Path
 
 from harness.engine import prepare_run_dir, run_suite
-from harness.errors import InvalidInput, RunFailed
+from harness.errors import InvalidInput, RunFailed, Stopped
+from harness.eval.procs import child_pids, pass_interrupt
 from harness.pipeline import suite_args
 from harness.preflight import preflight
 from harness.runlock import folder_lock
+from harness.signals import relay_stop_requests
 from harness.store import RunDir, atomic_write_text
 from harness.suite import RunSpec, load_suite, plan
 
@@ -34,8 +36,8 @@ def torchrun_command(
     overrides: list[str],
     runs_dir: str,
 ) -> list[str]:
-    """The argv that starts this node's torchrun agent for one run (no shell involved)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nnodes={nnodes}", f"--nproc-per-node={nproc_per_node}"]
+    """The argv that starts this node's torchrun agent for one run (no shell involved; harness/torchrun.py)."""
+    cmd = [sys.executable, "-m", "harness.torchrun", f"--nnodes={nnodes}", f"--nproc-per-node={nproc_per_node}"]
     if nnodes == 1 and rdzv_endpoint in ("", "localhost:0"):
         cmd.append("--standalone")
     else:
@@ -51,13 +53,40 @@ def torchrun_command(
     return cmd
 
 
+# On a node other than rank 0's the run's manifest is not local; this is what its node says.
+STOPPED_ELSEWHERE = "stopped by SIGUSR1 after a step, its checkpoint written; run the same command again to resume"
+
+
+def run_torchrun(cmd: list[str]) -> tuple[int, bool]:
+    """Run one torchrun agent to its end; returns its exit code and whether a stop was requested.
+
+    SIGUSR1 to this process goes straight to the ranks (the agent's children; the agent ignores it),
+    which finish their step, write a checkpoint and exit 138. Ctrl-C or SIGTERM is handed to the agent once (it runs in a session
+    of its own, so a terminal's Ctrl-C does not reach it twice), which hands it to the ranks (they
+    record the run as interrupted) and is waited for: killing it would leave them training.
+    """
+    agent = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        with relay_stop_requests(lambda: child_pids(agent.pid)) as relay:
+            code = agent.wait()
+    except KeyboardInterrupt as exc:
+        pass_interrupt([agent], exc)
+        raise
+    return code, relay.requested
+
+
 def topology_overrides(nnodes: int, nproc_per_node: int) -> list[str]:
     # The topology is part of the matched fingerprint, so it travels as suite overrides.
     return [f"topology.nnodes={nnodes}", f"topology.nproc_per_node={nproc_per_node}"]
 
 
 def slurm_script(suite_path: str, args: argparse.Namespace, port: int = 29500) -> str:
-    """An sbatch script that starts one `harness launch` (one torchrun agent) per node."""
+    """An sbatch script that starts one `harness launch` (one torchrun agent) per node.
+
+    `--signal=USR1@N` has Slurm send SIGUSR1 to every process of the job step N seconds before the
+    time limit: the ranks finish their step and write a checkpoint, node 0's launch exits 138, and the
+    script requeues the job, whose fresh time limit resumes the run where it stopped.
+    """
     sets = " ".join(f"--set {shlex.quote(o)}" for o in args.overrides)
     return f"""#!/bin/bash
 #SBATCH --job-name=harness-{Path(suite_path).stem}
@@ -66,12 +95,24 @@ def slurm_script(suite_path: str, args: argparse.Namespace, port: int = 29500) -
 #SBATCH --gpus-per-node={args.nproc_per_node}
 #SBATCH --exclusive
 #SBATCH --output=harness-%j.log
+#SBATCH --signal=USR1@{args.stop_lead_s}
+#SBATCH --requeue
 set -euo pipefail
 head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-# One task per node: each runs a torchrun agent for every planned run, rank 0 also reports.
-srun --kill-on-bad-exit=1 bash -c 'harness launch {shlex.quote(suite_path)} \\
+# One task per node: each runs a torchrun agent for every planned run, rank 0 also reports. Slurm
+# signals the task's shell too: its trap keeps it alive while harness launch hands the stop on. Only
+# node 0 reports a stop (138): the other nodes' 0 lets --kill-on-bad-exit spare node 0 as it finishes.
+code=0
+srun --kill-on-bad-exit=1 bash -c 'trap : USR1
+harness launch {shlex.quote(suite_path)} \\
     --nnodes "$SLURM_NNODES" --nproc-per-node {args.nproc_per_node} \\
-    --node-rank "$SLURM_NODEID" --rdzv-endpoint "'"$head"':{port}" {sets}'
+    --node-rank "$SLURM_NODEID" --rdzv-endpoint "'"$head"':{port}" {sets} || code=$?
+if [ "${{code:-0}}" -eq 138 ] && [ "$SLURM_NODEID" -ne 0 ]; then code=0; fi
+exit "${{code:-0}}"' || code=$?
+if [ "$code" -eq 138 ]; then  # stopped with a checkpoint before the time limit: go on in a new job
+  scontrol requeue "$SLURM_JOB_ID"
+fi
+exit "$code"
 """
 
 
@@ -82,6 +123,11 @@ def configure_launch(parser: argparse.ArgumentParser):
     parser.add_argument("--node-rank", type=int, default=0)
     parser.add_argument("--rdzv-endpoint", default="", help="HOST:PORT of node rank 0 (required for --nnodes > 1)")
     parser.add_argument("--slurm", action="store_true", help="write an sbatch script instead of running")
+    parser.add_argument(
+        "--stop-lead-s", type=int, default=300,
+        help="with --slurm: seconds before the time limit at which the runs stop with a checkpoint (a step "
+        "and a checkpoint must fit; Slurm may signal up to 60 s early)",
+    )  # fmt: skip
     parser.add_argument("--runs-dir", help="root of run directories (default: the suite's runs_dir)")
     parser.add_argument("--report-dir", help="where the report goes (default: reports/<suite>)")
     parser.add_argument("--skip-eval", action="store_true")
@@ -117,12 +163,18 @@ def configure_launch(parser: argparse.ArgumentParser):
             if args.dry_run:
                 return
             prepare_run_dir(suite_dir, spec)
-            code = subprocess.call(cmd)
+            code, stop_requested = run_torchrun(cmd)
             if code != 0:
                 run_dir = RunDir(suite_dir / spec.run_id)
                 manifest = run_dir.read_manifest() if run_dir.manifest.is_file() else {}
-                reason = manifest.get("reason") or f"torchrun exited {code}"
-                raise RunFailed(f"{spec.run_id}: {reason}")
+                status, reason = manifest.get("status"), manifest.get("reason") or ""
+                if (
+                    reason.startswith("stopped by SIGUSR1")
+                    or stop_requested
+                    and status not in ("failed", "interrupted")
+                ):
+                    raise Stopped(f"{spec.run_id}: {reason or STOPPED_ELSEWHERE}")
+                raise RunFailed(f"{spec.run_id}: {reason or f'torchrun exited {code}'}")
 
         if args.dry_run or args.node_rank != 0:
             for spec in plan(suite):

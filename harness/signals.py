@@ -1,11 +1,14 @@
 """Signal handling shared by training and evaluation (torch-free): Ctrl-C and SIGTERM stop a command
-once, and the code that records how it ended, or stops its servers, is never cut short."""
+once, the code that records how it ended, or stops its servers, is never cut short, and SIGUSR1 (stop
+after the current step, with a checkpoint) reaches the processes that train."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
+from collections.abc import Callable, Iterable
 
 from harness.errors import Terminated
 
@@ -54,3 +57,35 @@ def signals_held():
     relays) is one such signal.
     """
     return _interrupt_handler(signal.SIG_IGN)
+
+
+class StopRelay:
+    """What `relay_stop_requests` saw: whether a SIGUSR1 arrived inside its block."""
+
+    requested = False
+
+
+@contextlib.contextmanager
+def relay_stop_requests(targets: Callable[[], Iterable[int]]):
+    """Hand SIGUSR1 (stop after the current step, with a checkpoint) on to the processes `targets()`
+    names when it lands, inside the block; yields a StopRelay.
+
+    Python's default for SIGUSR1 is to die, which would orphan the training processes: `harness run`
+    hands it to its `harness train` child, `harness launch` to torchrun's ranks (whose agent ignores it).
+    """
+    relay = StopRelay()
+    if threading.current_thread() is not threading.main_thread():
+        yield relay
+        return
+
+    def hand_on(signum, frame):
+        relay.requested = True
+        for pid in targets():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, hand_on)
+    try:
+        yield relay
+    finally:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL if previous is None else previous)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 
 from harness.cli import main
 from harness.launch import slurm_script, torchrun_command
@@ -41,7 +43,7 @@ def test_torchrun_parses_our_command_and_passes_the_run_through():
         overrides=["a=1"],
         runs_dir="r",
     )
-    args = get_args_parser().parse_args(cmd[3:])  # after "python -m torch.distributed.run"
+    args = get_args_parser().parse_args(cmd[3:])  # after "python -m harness.torchrun"
     assert (args.nnodes, args.nproc_per_node, args.node_rank) == ("2", "8", 1)
     assert args.module and args.training_script == "harness.cli"
     assert args.training_script_args[:4] == ["train", "s.toml", "--run-id", "cpt-bf16-s0"]
@@ -74,7 +76,7 @@ def test_two_nodes_without_endpoint_is_a_clear_error(capsys):
 
 
 def test_slurm_script_starts_one_agent_per_node():
-    args = argparse.Namespace(nnodes=2, nproc_per_node=8, overrides=["model.path=/m q"])
+    args = argparse.Namespace(nnodes=2, nproc_per_node=8, overrides=["model.path=/m q"], stop_lead_s=300)
     script = slurm_script("suites/parity-7b.toml", args)
     assert "#SBATCH --nodes=2" in script and "#SBATCH --ntasks-per-node=1" in script
     assert '--node-rank "$SLURM_NODEID"' in script and "--rdzv-endpoint" in script
@@ -85,5 +87,46 @@ def test_dry_run_prints_one_torchrun_per_planned_run(capsys):
     code = main(["launch", "suites/smoke.toml", "--nproc-per-node", "2", "--dry-run"])
     assert code == 0
     err = capsys.readouterr().err
-    assert err.count("torch.distributed.run") == 4
+    assert err.count("harness.torchrun") == 4
     assert "topology.nproc_per_node=2" in err
+
+
+def _slurm_job(tmp_path, exit_codes: dict[int, int]) -> tuple[int, str]:
+    """Run the sbatch script with stand-ins for srun (two nodes, the step's exit code the highest of its
+    tasks), scontrol and harness (exits as `exit_codes` says for its --node-rank); returns the script's
+    exit code and the log of what the stand-ins were asked."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    stand_ins = {
+        "srun": 'shift; worst=0; for node in 0 1; do SLURM_NODEID=$node "$@" || c=$?; '
+        '[ "${c:-0}" -gt "$worst" ] && worst=${c:-0}; c=0; done; exit "$worst"',
+        "scontrol": 'echo "scontrol $*" >> "$CALLS"; if [ "$1" = show ]; then echo node-a; fi',
+        "harness": 'echo "harness node $SLURM_NODEID" >> "$CALLS"; '
+        f'case "$SLURM_NODEID" in 0) exit {exit_codes[0]};; *) exit {exit_codes[1]};; esac',
+    }
+    for name, body in stand_ins.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    args = argparse.Namespace(nnodes=2, nproc_per_node=8, overrides=[], stop_lead_s=300)
+    script = tmp_path / "job.sbatch"
+    script.write_text(slurm_script("suites/parity-7b.toml", args))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(log), "SLURM_JOB_NODELIST": "node-[a-b]",
+           "SLURM_NNODES": "2", "SLURM_JOB_ID": "42"}  # fmt: skip
+    code = subprocess.run(["bash", str(script)], env=env, timeout=60).returncode
+    return code, log.read_text()
+
+
+def test_slurm_script_asks_for_sigusr1_before_the_time_limit_and_requeues_a_stopped_job(tmp_path):
+    code, calls = _slurm_job(tmp_path, {0: 138, 1: 138})
+    assert code == 138 and "scontrol requeue 42" in calls
+    assert calls.count("harness node") == 2
+    script = (tmp_path / "job.sbatch").read_text()
+    assert "#SBATCH --signal=USR1@300" in script and "#SBATCH --requeue" in script
+
+
+def test_slurm_script_requeues_neither_a_finished_nor_a_failed_job(tmp_path):
+    for codes, expected in (({0: 0, 1: 0}, 0), ({0: 1, 1: 138}, 1), ({0: 0, 1: 1}, 1)):
+        code, calls = _slurm_job(tmp_path, codes)
+        assert code == expected and "requeue" not in calls, (codes, calls)
+        for path in tmp_path.iterdir():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()

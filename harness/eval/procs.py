@@ -38,6 +38,21 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (torchrun's ranks under its agent), read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
 def kill_group(pgid: int, sig: int = signal.SIGKILL, wait_s: float = 5.0) -> bool:
     """Signal the whole group and wait until none of it is left; True when it is gone."""
     try:

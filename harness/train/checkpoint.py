@@ -137,6 +137,14 @@ class SafeFileSystemReader(FileSystemReader):
         return metadata
 
 
+def _raise_interrupt(exc: CheckpointException) -> None:
+    """Re-raise a Ctrl-C or SIGTERM that DCP wrapped (on any rank) as the interrupt it was: the run is
+    then recorded as interrupted, not as failed or as holding unreadable shards."""
+    for failure, _ in (exc.failures or {}).values():
+        if isinstance(failure, KeyboardInterrupt):
+            raise failure from None
+
+
 def _cause(exc: BaseException) -> str:
     """One line saying why DCP failed: the first rank's error, without torch's `weights_only=False` advice."""
     if isinstance(exc, CheckpointException) and exc.failures:
@@ -194,6 +202,7 @@ def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, data_p
         with _quiet_single_process():
             dcp.save({"model": model_state, "optim": optim_state["state"]}, checkpoint_id=tmp / SHARDS_DIR)
     except CheckpointException as exc:  # a BaseException: would slip past the trainer's `except Exception`
+        _raise_interrupt(exc)  # the .tmp folder stays behind, and a resume uses the previous checkpoint
         raise RunFailed(f"{tmp / SHARDS_DIR}: writing the checkpoint failed ({_cause(exc)})") from None
     if rank0:
         state = {
@@ -252,6 +261,8 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, dict]
         with _quiet_single_process():
             dcp.load(loaded, storage_reader=reader)
     except (CheckpointException, Exception) as exc:  # CheckpointException is a BaseException
+        if isinstance(exc, CheckpointException):
+            _raise_interrupt(exc)
         raise InvalidInput(f"{path}: its {SHARDS_DIR}/ shards are unreadable ({_cause(exc)}); {fix}") from None
     optim_state = {"state": loaded["optim"], "param_groups": state["optim_param_groups"]}
     set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=optim_state)

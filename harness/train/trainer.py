@@ -29,7 +29,7 @@ from harness.train import attention
 from harness.train.batches import Batches, attention_context, steps_for
 from harness.train.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint
 from harness.train.data import build_data
-from harness.train.distributed import World, all_reduce_sum, distributed, full_value, shard_model
+from harness.train.distributed import World, all_reduce_sum, barrier, distributed, full_value, shard_model
 from harness.train.loss import causal_lm_loss
 from harness.train.model import apply_runtime_options, build_model
 from harness.train.precision.registry import get_backend
@@ -150,6 +150,7 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
                       "run the same command again to resume")  # fmt: skip
             with signals_held():
                 telemetry.finish("interrupted", reason)
+            barrier()  # no rank exits (torchrun then stops the others) before rank 0 has recorded the stop
             raise Stopped(f"{spec.run_id}: {reason}")
         with signals_held():
             return telemetry.finish("completed")

@@ -154,3 +154,40 @@ def session_processes(sid: int) -> list[str]:
         if int(fields[3]) == sid and fields[0] != "Z":
             found.append(text.split(")", 1)[0] + ")")
     return found
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every live descendant, by parent pid (torchrun's ranks sit in sessions of their own,
+    so a session misses them; Slurm signals the whole tree of a job step)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    tree, grew = {root}, True
+    while grew:
+        below = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grew = bool(below)
+    return sorted(pid for pid in tree if pid in parents)
+
+
+def wait_tree_paused(child: Child, timeout_s: float = 180.0) -> int:
+    """Block until some process under the child has stopped itself at the pause point; its pid."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            pytest.fail(
+                f"child exited ({child.proc.returncode}) before its pause point:\n{child.log.read_text()[-3000:]}"
+            )
+        for pid in process_tree(child.proc.pid):
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T":
+                    return pid
+            except OSError:
+                continue
+        time.sleep(0.05)  # polling a condition, not waiting for time to pass
+    pytest.fail(f"no process under the child paused within {timeout_s} s")

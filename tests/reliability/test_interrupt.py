@@ -1,6 +1,7 @@
-"""Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during `harness run`, or SIGTERM: the
-command exits 130 with one line, the interrupted run's manifest says so, and no process of its
-session is left behind. (Ctrl-C with a vLLM server up is tests/eval/test_vllm_server.py.)"""
+"""Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during `harness run` or `harness
+launch`, or SIGTERM: the command exits 130 with one line, the interrupted run's manifest says so (also
+when the signal lands inside a checkpoint write), and no process of its session, or of torchrun's
+ranks, is left behind. (Ctrl-C with a vLLM server up is tests/eval/test_vllm_server.py.)"""
 
 from __future__ import annotations
 
@@ -12,10 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from relkit import Child, session_processes, write_suite
+import pytest
+import torch
+from relkit import Child, process_tree, session_processes, wait_tree_paused, write_suite
+from torch.distributed.checkpoint.api import CheckpointException
 
+from harness.errors import Terminated
 from harness.eval.procs import group_alive
 from harness.store import RunDir
+from harness.train import checkpoint
 
 FAKE_VLLM = [
     sys.executable,
@@ -40,6 +46,35 @@ def test_ctrl_c_during_harness_run_marks_the_run_interrupted_and_leaves_no_proce
     assert manifest["ended_at"]
     assert not (tmp_path / "runs" / "rel" / "cpt-fp8-s0").exists()  # the next arm never started
     assert session_processes(child.proc.pid) == []
+
+
+def test_ctrl_c_during_harness_launch_stops_torchruns_ranks_and_leaves_none_training(tmp_path, corpus):
+    suite = write_suite(tmp_path, corpus, steps=400)
+    argv = ["launch", str(suite), "--nproc-per-node", "2", "--runs-dir", str(tmp_path / "runs"),
+            "--report-dir", str(tmp_path / "report"), "--skip-eval"]  # fmt: skip
+    child = Child(argv, tmp_path / "child.log", pause="metrics:2")
+    rank0 = wait_tree_paused(child)  # the ranks run in sessions of their own, under torchrun's agent
+    tree = process_tree(child.proc.pid)
+    assert len(tree) == 4, tree  # launch, the agent and two ranks
+    try:
+        os.killpg(child.proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: launch's process group
+        os.kill(rank0, signal.SIGCONT)
+        assert child.proc.wait(timeout=180) == 130
+        log = child.log.read_text()
+        assert "harness launch: interrupted" in log, log[-3000:]
+        manifest = RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0").read_manifest()
+        assert manifest["status"] == "interrupted" and manifest["ended_at"]
+        assert [pid for pid in tree if _alive(pid)] == []  # no rank left training
+    finally:
+        for pid in filter(_alive, tree):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_sigterm_to_harness_train_unwinds_like_ctrl_c_and_exits_143(tmp_path, corpus):
@@ -124,3 +159,22 @@ def _poll(condition, *, what: str, timeout_s: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {timeout_s} s for {what}")
         time.sleep(0.05)  # polling a condition, not waiting for time to pass
+
+
+def test_an_interrupt_inside_a_checkpoint_write_or_read_stays_an_interrupt(tmp_path, monkeypatch):
+    """DCP wraps an exception of any rank in a CheckpointException; a Ctrl-C or SIGTERM must not come
+    out of it as a failed run, nor as unreadable shards whose message says to delete the checkpoint."""
+    model = torch.nn.Linear(4, 4)
+    optimizer = torch.optim.AdamW(model.parameters())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    saved = checkpoint.save_checkpoint(tmp_path, 1, model, optimizer, scheduler, {"epoch": 0})
+
+    def interrupted(*args, **kwargs):  # as DCP reports another rank's SIGTERM
+        raise CheckpointException("save failed", {1: (Terminated("SIGTERM"), None)})
+
+    monkeypatch.setattr(checkpoint.dcp, "save", interrupted)
+    with pytest.raises(Terminated):
+        checkpoint.save_checkpoint(tmp_path, 2, model, optimizer, scheduler, {"epoch": 0})
+    monkeypatch.setattr(checkpoint.dcp, "load", interrupted)
+    with pytest.raises(Terminated):
+        checkpoint.load_checkpoint(saved, model, optimizer, scheduler)

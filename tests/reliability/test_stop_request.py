@@ -1,6 +1,7 @@
 """SIGUSR1 (Slurm's `--signal=USR1@120` before a time limit or preemption): the run finishes its step,
 writes a checkpoint there, records why it stopped and exits 138; the same command resumes it to the
-losses of an uninterrupted run. `harness run` hands the signal on to the arm it is training."""
+losses of an uninterrupted run. `harness run` hands the signal on to the arm it is training, and
+`harness launch` to torchrun's ranks (two CPU ranks over gloo here), whose agent must survive it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import signal
 import time
 from pathlib import Path
 
-from relkit import STEPS, Child, write_suite
+from relkit import STEPS, Child, process_tree, wait_tree_paused, write_suite
 
 from harness.cli import main
 from harness.store import RunDir
@@ -69,6 +70,48 @@ def test_sigusr1_to_harness_run_stops_the_arm_in_training_and_a_rerun_finishes_t
     for arm in ("bf16", "fp8"):
         manifest = RunDir(tmp_path / "runs" / "rel" / f"cpt-{arm}-s0").read_manifest()
         assert manifest["status"] == "completed"
+
+
+def _launch(tmp_path, corpus) -> list[str]:
+    suite = write_suite(tmp_path, corpus)
+    return ["launch", str(suite), "--nproc-per-node", "2", "--runs-dir", str(tmp_path / "runs"),
+            "--report-dir", str(tmp_path / "report"), "--skip-eval"]  # fmt: skip
+
+
+def _stop_during_step_2(child: Child, targets) -> None:
+    """Rank 0 pauses as step 2 begins (only it writes metrics); SIGUSR1 goes to `targets(tree)`, and
+    once it is pending at rank 0 (sent there or handed on) rank 0 goes on: both ranks hear of it in step 2."""
+    rank0 = wait_tree_paused(child)
+    for pid in targets(process_tree(child.proc.pid)):
+        os.kill(pid, signal.SIGUSR1)
+    _wait_pending(rank0, signal.SIGUSR1)
+    os.kill(rank0, signal.SIGCONT)
+
+
+def test_sigusr1_to_every_process_of_harness_launch_as_slurm_sends_it_stops_both_ranks_and_a_rerun_finishes(
+    tmp_path, corpus
+):
+    argv = _launch(tmp_path, corpus)
+    child = Child(argv, tmp_path / "child.log", pause="metrics:1")
+    _stop_during_step_2(child, lambda tree: tree)  # Slurm's --signal: launch, torchrun's agent and both ranks
+    assert child.proc.wait(timeout=180) == 138
+    log = child.log.read_text()
+    assert "harness launch: cpt-bf16-s0: stopped by SIGUSR1 after step 2" in log, log[-3000:]
+    _stopped_there(RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0"), 2, log)
+    assert not (tmp_path / "runs" / "rel" / "cpt-fp8-s0").exists()  # the next arm never started
+
+    assert main(argv) == 0
+    for arm in ("bf16", "fp8"):
+        run = RunDir(tmp_path / "runs" / "rel" / f"cpt-{arm}-s0")
+        assert run.read_manifest()["status"] == "completed"
+        assert [r["step"] for r in run.read_metrics()] == list(range(1, STEPS + 1))
+
+
+def test_sigusr1_to_harness_launch_alone_is_handed_to_the_ranks(tmp_path, corpus):
+    child = Child(_launch(tmp_path, corpus), tmp_path / "child.log", pause="metrics:1")
+    _stop_during_step_2(child, lambda tree: [child.proc.pid])  # `kill -USR1` of launch (e.g. by a batch script)
+    assert child.proc.wait(timeout=180) == 138
+    _stopped_there(RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0"), 2, child.log.read_text())
 
 
 def _stopped_process(sid: int) -> int:
