@@ -16,17 +16,23 @@ INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def _interrupt_handler(handler):
-    """`handler` for SIGINT and SIGTERM inside the block, the previous ones after it (main thread only)."""
+def handling(signals: Iterable[int], handler):
+    """`handler` for `signals` inside the block, the previous handlers after it (main thread only:
+    elsewhere Python cannot install handlers, and the block runs without)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, handler) for sig in INTERRUPTS}
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:
         for sig, old in previous.items():
             signal.signal(sig, signal.SIG_DFL if old is None else old)
+
+
+def _interrupt_handler(handler):
+    """`handler` for SIGINT and SIGTERM inside the block."""
+    return handling(INTERRUPTS, handler)
 
 
 def _interrupt_once(signum, frame):
@@ -74,9 +80,6 @@ def relay_stop_requests(targets: Callable[[], Iterable[int]]):
     hands it to its `harness train` child, `harness launch` to torchrun's ranks (whose agent ignores it).
     """
     relay = StopRelay()
-    if threading.current_thread() is not threading.main_thread():
-        yield relay
-        return
 
     def hand_on(signum, frame):
         relay.requested = True
@@ -84,8 +87,5 @@ def relay_stop_requests(targets: Callable[[], Iterable[int]]):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGUSR1)
 
-    previous = signal.signal(signal.SIGUSR1, hand_on)
-    try:
+    with handling([signal.SIGUSR1], hand_on):
         yield relay
-    finally:
-        signal.signal(signal.SIGUSR1, signal.SIG_DFL if previous is None else previous)

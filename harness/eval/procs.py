@@ -24,23 +24,9 @@ def pass_interrupt(children: list[subprocess.Popen], exc: KeyboardInterrupt, wai
             child.wait()
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any non-zombie process of process group `pgid` still exists (read from /proc)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
-
-
-def child_pids(pid: int) -> list[int]:
-    """The live processes whose parent is `pid` (torchrun's ranks under its agent), read from /proc."""
-    found = []
+def live_processes():
+    """(pid, stat fields after the command name) of every live, non-zombie process, read from /proc:
+    fields[1] is the parent pid, fields[2] the process group, fields[3] the session."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -48,9 +34,18 @@ def child_pids(pid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # exited while we looked
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
+        if fields[0] != "Z":
+            yield int(entry.name), fields
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process of process group `pgid` still exists."""
+    return any(int(fields[2]) == pgid for _, fields in live_processes())
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (torchrun's ranks under its agent)."""
+    return [child for child, fields in live_processes() if int(fields[1]) == pid]
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL, wait_s: float = 5.0) -> bool:

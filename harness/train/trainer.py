@@ -14,14 +14,13 @@ from __future__ import annotations
 import contextlib
 import signal
 import statistics
-import threading
 from pathlib import Path
 
 import torch
 
 from harness.errors import InvalidInput, RunFailed, Stopped
 from harness.preflight import check_seq_len
-from harness.signals import interrupts_once, signals_held
+from harness.signals import handling, interrupts_once, signals_held
 from harness.store import RunDir
 from harness.telemetry import Telemetry, flops_per_token
 from harness.telemetry.kernels import StepProfiler, profiled_steps
@@ -175,18 +174,12 @@ class StopRequest:
 def stop_requests():
     """A StopRequest that SIGUSR1 sets inside the block (main thread only; the previous handler after it)."""
     stop = StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
 
     def handler(signum, frame):
         stop.signalled = True
 
-    previous = signal.signal(signal.SIGUSR1, handler)
-    try:
+    with handling([signal.SIGUSR1], handler):
         yield stop
-    finally:
-        signal.signal(signal.SIGUSR1, signal.SIG_DFL if previous is None else previous)
 
 
 def train_step(model, optimizer, backend, micro_batches, step, spec, device):

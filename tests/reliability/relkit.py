@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.eval.procs import live_processes
+
 HOOKS = Path(__file__).parent / "hooks"
 STEPS, CHECKPOINT_EVERY = 10, 3  # checkpoints at steps 3, 6 and 9
 
@@ -121,15 +123,7 @@ class Child:
 
 def session_states(sid: int) -> list[str]:
     """The one-letter states (R, S, T, ...) of the live processes in session `sid`."""
-    states = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            states.append(fields[0])
-    return states
+    return [fields[0] for _, fields in live_processes() if int(fields[3]) == sid]
 
 
 def wait_session_gone(sid: int, timeout_s: float = 60.0) -> None:
@@ -159,14 +153,7 @@ def session_processes(sid: int) -> list[str]:
 def process_tree(root: int) -> list[int]:
     """`root` and every live descendant, by parent pid (torchrun's ranks sit in sessions of their own,
     so a session misses them; Slurm signals the whole tree of a job step)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            parents[int(stat.parent.name)] = int(fields[1])
+    parents = {pid: int(fields[1]) for pid, fields in live_processes()}
     tree, grew = {root}, True
     while grew:
         below = {pid for pid, parent in parents.items() if parent in tree} - tree
@@ -183,11 +170,9 @@ def wait_tree_paused(child: Child, timeout_s: float = 180.0) -> int:
             pytest.fail(
                 f"child exited ({child.proc.returncode}) before its pause point:\n{child.log.read_text()[-3000:]}"
             )
-        for pid in process_tree(child.proc.pid):
-            try:
-                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T":
-                    return pid
-            except OSError:
-                continue
+        tree = set(process_tree(child.proc.pid))
+        stopped = [pid for pid, fields in live_processes() if pid in tree and fields[0] == "T"]
+        if stopped:
+            return stopped[0]
         time.sleep(0.05)  # polling a condition, not waiting for time to pass
     pytest.fail(f"no process under the child paused within {timeout_s} s")

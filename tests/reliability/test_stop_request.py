@@ -60,16 +60,27 @@ def test_sigusr1_to_harness_run_stops_the_arm_in_training_and_a_rerun_finishes_t
     os.kill(child.proc.pid, signal.SIGUSR1)  # to `harness run` only: it must hand the signal on
     _wait_pending(trainer, signal.SIGUSR1)
     os.kill(trainer, signal.SIGCONT)
-    assert child.proc.wait(timeout=120) == 138
-    log = child.log.read_text()
-    assert "harness run: cpt-bf16-s0: stopped by SIGUSR1 after step 2" in log, log[-2000:]
-    _stopped_there(RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0"), 2, log)
-    assert not (tmp_path / "runs" / "rel" / "cpt-fp8-s0").exists()  # the next arm never started
+    _first_arm_stopped_after_step_2(child, tmp_path, "run")
 
+    _rerun_finishes(argv, tmp_path)
+
+
+def _first_arm_stopped_after_step_2(child: Child, tmp_path, command: str) -> None:
+    """The command exited 138 saying so, the first arm stopped there with its checkpoint, the next never began."""
+    assert child.proc.wait(timeout=180) == 138
+    log = child.log.read_text()
+    assert f"harness {command}: cpt-bf16-s0: stopped by SIGUSR1 after step 2" in log, log[-3000:]
+    _stopped_there(RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0"), 2, log)
+    assert not (tmp_path / "runs" / "rel" / "cpt-fp8-s0").exists()
+
+
+def _rerun_finishes(argv: list[str], tmp_path) -> None:
+    """The same command again finishes the suite: both arms completed, every step's metrics there."""
     assert main(argv) == 0
     for arm in ("bf16", "fp8"):
-        manifest = RunDir(tmp_path / "runs" / "rel" / f"cpt-{arm}-s0").read_manifest()
-        assert manifest["status"] == "completed"
+        run = RunDir(tmp_path / "runs" / "rel" / f"cpt-{arm}-s0")
+        assert run.read_manifest()["status"] == "completed"
+        assert [r["step"] for r in run.read_metrics()] == list(range(1, STEPS + 1))
 
 
 def _launch(tmp_path, corpus) -> list[str]:
@@ -94,24 +105,15 @@ def test_sigusr1_to_every_process_of_harness_launch_as_slurm_sends_it_stops_both
     argv = _launch(tmp_path, corpus)
     child = Child(argv, tmp_path / "child.log", pause="metrics:1")
     _stop_during_step_2(child, lambda tree: tree)  # Slurm's --signal: launch, torchrun's agent and both ranks
-    assert child.proc.wait(timeout=180) == 138
-    log = child.log.read_text()
-    assert "harness launch: cpt-bf16-s0: stopped by SIGUSR1 after step 2" in log, log[-3000:]
-    _stopped_there(RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0"), 2, log)
-    assert not (tmp_path / "runs" / "rel" / "cpt-fp8-s0").exists()  # the next arm never started
+    _first_arm_stopped_after_step_2(child, tmp_path, "launch")
 
-    assert main(argv) == 0
-    for arm in ("bf16", "fp8"):
-        run = RunDir(tmp_path / "runs" / "rel" / f"cpt-{arm}-s0")
-        assert run.read_manifest()["status"] == "completed"
-        assert [r["step"] for r in run.read_metrics()] == list(range(1, STEPS + 1))
+    _rerun_finishes(argv, tmp_path)
 
 
 def test_sigusr1_to_harness_launch_alone_is_handed_to_the_ranks(tmp_path, corpus):
     child = Child(_launch(tmp_path, corpus), tmp_path / "child.log", pause="metrics:1")
     _stop_during_step_2(child, lambda tree: [child.proc.pid])  # `kill -USR1` of launch (e.g. by a batch script)
-    assert child.proc.wait(timeout=180) == 138
-    _stopped_there(RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0"), 2, child.log.read_text())
+    _first_arm_stopped_after_step_2(child, tmp_path, "launch")
 
 
 def _stopped_process(sid: int) -> int:
