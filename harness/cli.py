@@ -15,7 +15,7 @@ import sys
 import threading
 
 from harness import __version__
-from harness.errors import HarnessError, NotAvailable, Terminated
+from harness.errors import HarnessError, NotAvailable, Stopped, Terminated
 
 # name -> ("module:configure", one-line help). configure(parser) adds arguments, returns main(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -63,8 +63,8 @@ def _raise_terminated(signum, frame):
 
 
 # SIGUSR1 asks a training run to stop after its step with a checkpoint (harness/train/trainer.py, relayed
-# by `harness run`); anywhere else it stops the command like SIGTERM (Python's default would kill it
-# without stopping its vLLM servers).
+# by `harness run` and `harness launch`); anywhere else it stops the command like SIGTERM (Python's
+# default would kill it without stopping its vLLM servers), but exits 138 (stopped, resumable).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
@@ -116,6 +116,11 @@ def _main(argv: list[str] | None) -> int:
         print(f"harness {name}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated) and exc.args[:1] == ("SIGUSR1",):
+            # Outside a training step (e.g. evaluating): stopped at once, what finished is kept, and
+            # exit 138 as for a stopped run, so a batch script requeues it like one.
+            print(f"harness {name}: stopped (SIGUSR1); run the same command again to resume", file=sys.stderr)
+            return Stopped.exit_code
         terminated = isinstance(exc, Terminated)
         how = f"terminated ({exc.args[0] if exc.args else 'SIGTERM'})" if terminated else "interrupted"
         print(f"harness {name}: {how}", file=sys.stderr)
