@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
         code = failure.exitcode if failure.exitcode > 0 else 1  # negative: killed by a signal
-        print(f"torchrun: rank {rank} exited first, with code {failure.exitcode}; the others were stopped",
+        print(f"torchrun: rank {rank} exited first (code {failure.exitcode}); torchrun ended any rank still running",
               file=sys.stderr)  # fmt: skip
         return code
     except SignalException as exc:  # Ctrl-C or SIGTERM: handed to the ranks, which recorded it

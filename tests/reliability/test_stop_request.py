@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
 from relkit import STEPS, Child, process_tree, wait_tree_paused, write_suite
 
 from harness.cli import main
+from harness.eval.procs import live_processes
 from harness.store import RunDir
 
 STOP_AT = 4  # not a checkpoint_every step (3): the checkpoint there exists only because of the request
@@ -136,3 +138,68 @@ def _wait_pending(pid: int, sig: signal.Signals, timeout_s: float = 60.0) -> Non
             return
         time.sleep(0.05)  # polling a condition, not waiting for time to pass
     raise AssertionError(f"{sig.name} never reached process {pid}")
+
+
+def test_sigusr1_to_a_two_node_launch_stops_both_nodes_after_the_same_step(tmp_path, corpus):
+    """Two `harness launch` agents meeting at one endpoint (two "nodes" on this machine, one rank each):
+    Slurm signals every process of both; both nodes exit 138 and the run stopped after step 2."""
+    suite = write_suite(tmp_path, corpus)
+    port = _free_port()
+    children = [
+        Child(
+            [
+                "launch",
+                str(suite),
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(rank),
+                "--rdzv-endpoint",
+                f"localhost:{port}",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--report-dir",
+                str(tmp_path / "report"),
+                "--skip-eval",
+            ],
+            tmp_path / f"node{rank}.log",
+            pause="metrics:1",
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    try:
+        writer = _paused_under(children)  # the rank that writes metrics, on whichever node c10d made rank 0
+        for child in children:
+            for pid in process_tree(child.proc.pid):
+                os.kill(pid, signal.SIGUSR1)
+        _wait_pending(writer, signal.SIGUSR1)
+        os.kill(writer, signal.SIGCONT)
+        assert [child.proc.wait(timeout=180) for child in children] == [138, 138]
+    finally:
+        for child in children:
+            if child.proc.poll() is None:
+                child.kill()
+    logs = "".join(child.log.read_text() for child in children)
+    _stopped_there(RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0"), 2, logs)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _paused_under(children: list[Child], timeout_s: float = 180.0) -> int:
+    """The pid of the process under any of the children that stopped itself at the pause point."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for child in children:
+            assert child.proc.poll() is None, child.log.read_text()[-3000:]
+            tree = set(process_tree(child.proc.pid))
+            stopped = [pid for pid, fields in live_processes() if pid in tree and fields[0] == "T"]
+            if stopped:
+                return stopped[0]
+        time.sleep(0.05)  # polling a condition, not waiting for time to pass
+    raise AssertionError(f"no process paused within {timeout_s} s")
