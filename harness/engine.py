@@ -20,9 +20,10 @@ from rich.console import Console
 from harness.errors import HarnessError, InvalidInput, RunFailed, Stopped
 from harness.eval.procs import pass_interrupt
 from harness.preflight import check_run_dir
+from harness.results_index import index_path
 from harness.runlock import env_rank, folder_lock
 from harness.signals import relay_stop_requests
-from harness.store import RunDir, atomic_write_json, index_path
+from harness.store import RunDir, atomic_write_json
 from harness.suite import RunSpec, Suite, plan
 
 console = Console(stderr=True, highlight=False)

@@ -8,9 +8,9 @@ import threading
 import pytest
 
 from harness.errors import InvalidInput
+from harness.results_index import ResultsIndex
 from harness.store import (
     MetricsWriter,
-    ResultsIndex,
     RunDir,
     atomic_write_json,
     read_metrics,

@@ -48,8 +48,8 @@ from harness.analysis.stats import (
     seed_mean_ci,
 )
 from harness.gate.specs import index_values
+from harness.results_index import ResultsIndex, index_path
 from harness.run_checks import check_usable_runs, refusal_removes
-from harness.store import ResultsIndex, index_path
 from harness.suite import GatesConfig
 
 __all__ = ["PARITY_FILE", "SCHEMA_VERSION", "compare_pair", "compare_suite", "suite_summary", "warmup_steps"]

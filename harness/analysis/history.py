@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.errors import InvalidInput
-from harness.store import ResultsIndex, index_path
+from harness.results_index import ResultsIndex, index_path
 
 
 def history_rows(runs_dir: Path, suite: str | None = None) -> list[dict]:

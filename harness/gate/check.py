@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.analysis.results import Parity, parity_from
 from harness.gate.result import GateResult, GateRow
 from harness.gate.specs import GATES, Context, GateSpec, Reading
-from harness.store import ResultsIndex
+from harness.results_index import ResultsIndex
 from harness.suite import GatesConfig, Thresholds
 
 

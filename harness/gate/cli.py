@@ -9,7 +9,7 @@ from harness.analysis.results import PARITY_FILE, Parity, read_parity
 from harness.errors import InvalidInput
 from harness.gate.check import gate_and_record
 from harness.gate.specs import GATES
-from harness.store import index_path
+from harness.results_index import index_path
 from harness.suite import GatesConfig
 
 

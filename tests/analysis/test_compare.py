@@ -6,7 +6,7 @@ import pytest
 from harness.analysis.compare import compare_suite
 from harness.analysis.synthetic import synthetic_suite, write_synthetic_suite
 from harness.errors import InvalidInput
-from harness.store import ResultsIndex
+from harness.results_index import ResultsIndex
 from harness.suite import GatesConfig
 
 TOP_KEYS = {"schema_version", "suite", "suite_dir", "generated_at", "recorded_at", "baseline_arm", "margin_points",

@@ -7,7 +7,7 @@ from harness.analysis.compare import compare_suite
 from harness.analysis.synthetic import synthetic_suite, write_synthetic_suite
 from harness.cli import main
 from harness.gate import run_gates
-from harness.store import ResultsIndex
+from harness.results_index import ResultsIndex
 from harness.suite import GatesConfig
 
 

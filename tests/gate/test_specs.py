@@ -6,7 +6,7 @@ import sys
 from harness.analysis.compare import compare_suite
 from harness.analysis.synthetic import synthetic_suite, write_synthetic_suite
 from harness.gate import GATES
-from harness.store import ResultsIndex
+from harness.results_index import ResultsIndex
 from harness.suite import Thresholds
 
 
