@@ -87,7 +87,11 @@ def slurm_script(suite_path: str, args: argparse.Namespace, port: int = 29500) -
     time limit: the ranks finish their step and write a checkpoint, node 0's launch exits 138, and the
     script requeues the job, whose fresh time limit resumes the run where it stopped.
     """
-    sets = " ".join(f"--set {shlex.quote(o)}" for o in args.overrides)
+    # The suite and overrides reach the task as arguments of `bash -c`, quoted once, here (inside its
+    # single-quoted script a quoted value would end the script early and drop what follows).
+    static = [suite_path, "--nproc-per-node", str(args.nproc_per_node)]
+    for item in args.overrides:
+        static += ["--set", item]
     return f"""#!/bin/bash
 #SBATCH --job-name=harness-{Path(suite_path).stem}
 #SBATCH --nodes={args.nnodes}
@@ -104,11 +108,9 @@ head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 # node 0 reports a stop (138): the other nodes' 0 lets --kill-on-bad-exit spare node 0 as it finishes.
 code=0
 srun --kill-on-bad-exit=1 bash -c 'trap : USR1
-harness launch {shlex.quote(suite_path)} \\
-    --nnodes "$SLURM_NNODES" --nproc-per-node {args.nproc_per_node} \\
-    --node-rank "$SLURM_NODEID" --rdzv-endpoint "'"$head"':{port}" {sets} || code=$?
+harness launch "$@" --nnodes "$SLURM_NNODES" --node-rank "$SLURM_NODEID" || code=$?
 if [ "${{code:-0}}" -eq 138 ] && [ "$SLURM_NODEID" -ne 0 ]; then code=0; fi
-exit "${{code:-0}}"' || code=$?
+exit "${{code:-0}}"' harness-task {shlex.join(static)} --rdzv-endpoint "$head:{port}" || code=$?
 if [ "$code" -eq 138 ]; then  # stopped with a checkpoint before the time limit: go on in a new job
   scontrol requeue "$SLURM_JOB_ID"
 fi

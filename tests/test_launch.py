@@ -91,7 +91,7 @@ def test_dry_run_prints_one_torchrun_per_planned_run(capsys):
     assert "topology.nproc_per_node=2" in err
 
 
-def _slurm_job(tmp_path, exit_codes: dict[int, int]) -> tuple[int, str]:
+def _slurm_job(tmp_path, exit_codes: dict[int, int], overrides=()) -> tuple[int, str]:
     """Run the sbatch script with stand-ins for srun (two nodes, the step's exit code the highest of its
     tasks), scontrol and harness (exits as `exit_codes` says for its --node-rank); returns the script's
     exit code and the log of what the stand-ins were asked."""
@@ -101,13 +101,13 @@ def _slurm_job(tmp_path, exit_codes: dict[int, int]) -> tuple[int, str]:
         "srun": 'shift; worst=0; for node in 0 1; do SLURM_NODEID=$node "$@" || c=$?; '
         '[ "${c:-0}" -gt "$worst" ] && worst=${c:-0}; c=0; done; exit "$worst"',
         "scontrol": 'echo "scontrol $*" >> "$CALLS"; if [ "$1" = show ]; then echo node-a; fi',
-        "harness": 'echo "harness node $SLURM_NODEID" >> "$CALLS"; '
+        "harness": 'echo "harness node $SLURM_NODEID" >> "$CALLS"; printf "arg[%s]\\n" "$@" >> "$CALLS"; '
         f'case "$SLURM_NODEID" in 0) exit {exit_codes[0]};; *) exit {exit_codes[1]};; esac',
     }
     for name, body in stand_ins.items():
         (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
         (bin_dir / name).chmod(0o755)
-    args = argparse.Namespace(nnodes=2, nproc_per_node=8, overrides=[], stop_lead_s=300)
+    args = argparse.Namespace(nnodes=2, nproc_per_node=8, overrides=list(overrides), stop_lead_s=300)
     script = tmp_path / "job.sbatch"
     script.write_text(slurm_script("suites/parity-7b.toml", args))
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(log), "SLURM_JOB_NODELIST": "node-[a-b]",
@@ -130,3 +130,15 @@ def test_slurm_script_requeues_neither_a_finished_nor_a_failed_job(tmp_path):
         assert code == expected and "requeue" not in calls, (codes, calls)
         for path in tmp_path.iterdir():
             shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def test_slurm_script_hands_every_override_to_each_node_intact(tmp_path):
+    overrides = ["model.path=/models/Qwen 7B", "description=it's FP8", "stages.cpt.steps=10"]
+    code, calls = _slurm_job(tmp_path, {0: 0, 1: 0}, overrides)
+    assert code == 0 and calls.count("harness node ") == 2
+    for block in calls.split("harness node ")[1:]:  # one block per node: its number, then its arguments
+        node, *lines = block.splitlines()
+        args = [line[4:-1] for line in lines if line.startswith("arg[")]
+        assert args[:4] == ["launch", "suites/parity-7b.toml", "--nproc-per-node", "8"]
+        assert [args[i + 1] for i, a in enumerate(args) if a == "--set"] == overrides
+        assert args[args.index("--node-rank") + 1] == node and args[args.index("--rdzv-endpoint") + 1] == "node-a:29500"
