@@ -133,26 +133,41 @@ def _train(spec, run_dir: RunDir, world: World, quiet: bool) -> dict:
                 export_final(run_dir.final_checkpoint, model, tokenizer, getattr(torch, spec.model.dtype),
                              backend.export_state)  # fmt: skip
         except RunFailed as exc:
-            with signals_held():
-                telemetry.finish("failed", str(exc))
+            record_end(telemetry, "failed", str(exc))
             raise
         except KeyboardInterrupt:
-            with signals_held():
-                telemetry.finish("interrupted", "interrupted by the user")
+            record_end(telemetry, "interrupted", INTERRUPTED)
             raise
         except Exception as exc:
-            with signals_held():
-                telemetry.finish("failed", f"{type(exc).__name__}: {exc}")
+            record_end(telemetry, "failed", f"{type(exc).__name__}: {exc}")
             raise
         if stopped_at is not None:
             reason = (f"stopped by SIGUSR1 after step {stopped_at} of {total_steps}, its checkpoint written; "
                       "run the same command again to resume")  # fmt: skip
-            with signals_held():
-                telemetry.finish("interrupted", reason)
+            record_end(telemetry, "interrupted", reason)
             barrier()  # no rank exits (torchrun then stops the others) before rank 0 has recorded the stop
             raise Stopped(f"{spec.run_id}: {reason}")
         with signals_held():
             return telemetry.finish("completed")
+
+
+INTERRUPTED = "interrupted by the user"
+
+
+def record_end(telemetry, status: str, reason: str) -> None:
+    """Record how the run ended, with Ctrl-C and SIGTERM held off so nothing cuts it short.
+
+    An interrupt can still land just before they are held: under torchrun a Ctrl-C ends a peer rank
+    first, this rank's collective fails, and its own SIGINT is handled only as it starts to record
+    that failure. The run then ended because of the interrupt, and is recorded as interrupted.
+    """
+    try:
+        with signals_held():
+            telemetry.finish(status, reason)
+    except KeyboardInterrupt:
+        with signals_held():
+            telemetry.finish("interrupted", INTERRUPTED)
+        raise
 
 
 class StopRequest:

@@ -210,3 +210,29 @@ def test_a_second_ctrl_c_while_the_run_records_its_interruption_does_not_leave_i
     manifest = run_dir.read_manifest()
     assert manifest["status"] == "interrupted" and manifest["reason"] == "interrupted by the user"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards
+
+
+def test_a_ctrl_c_handled_while_a_failed_collective_is_recorded_ends_the_run_interrupted(
+    tmp_path, corpus, monkeypatch
+):
+    # Ctrl-C under torchrun: a peer rank leaves first, so this rank's collective fails (gloo: "Connection
+    # closed by peer"), and its own SIGINT is handled only as it starts to record that failure.
+    spec = specs(tiny_suite(str(corpus), steps=6, checkpoint_every=None))["cpt-bf16-s0"]
+    run_dir = prepare(tmp_path, spec)
+    real_step, real_held = trainer_module.train_step, trainer_module.signals_held
+
+    def step(*args):
+        if len(run_dir.read_metrics()) == 2:
+            raise RuntimeError("Connection closed by peer")  # at step 3
+        return real_step(*args)
+
+    def held_after_the_interrupt():
+        monkeypatch.setattr(trainer_module, "signals_held", real_held)
+        raise KeyboardInterrupt  # the pending SIGINT's handler, run as the recording begins
+
+    monkeypatch.setattr(trainer_module, "train_step", step)
+    monkeypatch.setattr(trainer_module, "signals_held", held_after_the_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, run_dir, quiet=True)
+    manifest = run_dir.read_manifest()
+    assert manifest["status"] == "interrupted" and manifest["reason"] == "interrupted by the user"
