@@ -61,9 +61,10 @@ def run_torchrun(cmd: list[str]) -> tuple[int, bool]:
     """Run one torchrun agent to its end; returns its exit code and whether a stop was requested.
 
     SIGUSR1 to this process goes straight to the ranks (the agent's children; the agent ignores it),
-    which finish their step, write a checkpoint and exit 138. Ctrl-C or SIGTERM is handed to the agent once (it runs in a session
-    of its own, so a terminal's Ctrl-C does not reach it twice), which hands it to the ranks (they
-    record the run as interrupted) and is waited for: killing it would leave them training.
+    which finish their step, write a checkpoint and exit 138. Ctrl-C or SIGTERM is handed to the
+    agent once (it runs in a session of its own, so a terminal's Ctrl-C does not reach it twice),
+    which hands it to the ranks (they record the run as interrupted) and is waited for: killing it
+    would leave them training.
     """
     agent = subprocess.Popen(cmd, start_new_session=True)
     try:
