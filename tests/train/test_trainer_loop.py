@@ -212,9 +212,7 @@ def test_a_second_ctrl_c_while_the_run_records_its_interruption_does_not_leave_i
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards
 
 
-def test_a_ctrl_c_handled_while_a_failed_collective_is_recorded_ends_the_run_interrupted(
-    tmp_path, corpus, monkeypatch
-):
+def test_a_ctrl_c_handled_while_a_failed_collective_is_recorded_ends_the_run_interrupted(tmp_path, corpus, monkeypatch):
     # Ctrl-C under torchrun: a peer rank leaves first, so this rank's collective fails (gloo: "Connection
     # closed by peer"), and its own SIGINT is handled only as it starts to record that failure.
     spec = specs(tiny_suite(str(corpus), steps=6, checkpoint_every=None))["cpt-bf16-s0"]
