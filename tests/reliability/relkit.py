@@ -176,3 +176,18 @@ def wait_tree_paused(child: Child, timeout_s: float = 180.0) -> int:
             return stopped[0]
         time.sleep(0.05)  # polling a condition, not waiting for time to pass
     pytest.fail(f"no process under the child paused within {timeout_s} s")
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a live, non-zombie process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_leftovers(pids: list[int]) -> None:
+    """SIGKILL whichever of `pids` still live: a failed test must not leave ranks (stopped at a pause
+    point, or training on) behind for the tests after it."""
+    for pid in filter(alive, pids):
+        os.kill(pid, signal.SIGKILL)

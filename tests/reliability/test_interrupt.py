@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from relkit import Child, process_tree, session_processes, wait_tree_paused, write_suite
+from relkit import Child, alive, kill_leftovers, process_tree, session_processes, wait_tree_paused, write_suite
 from torch.distributed.checkpoint.api import CheckpointException
 
 from harness.errors import Terminated
@@ -64,17 +64,9 @@ def test_ctrl_c_during_harness_launch_stops_torchruns_ranks_and_leaves_none_trai
         assert "harness launch: interrupted" in log, log[-3000:]
         manifest = RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0").read_manifest()
         assert manifest["status"] == "interrupted" and manifest["ended_at"]
-        assert [pid for pid in tree if _alive(pid)] == []  # no rank left training
+        assert [pid for pid in tree if alive(pid)] == []  # no rank left training
     finally:
-        for pid in filter(_alive, tree):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+        kill_leftovers(tree)
 
 
 def test_sigterm_to_harness_train_unwinds_like_ctrl_c_and_exits_143(tmp_path, corpus):

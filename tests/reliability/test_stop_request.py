@@ -11,7 +11,7 @@ import socket
 import time
 from pathlib import Path
 
-from relkit import STEPS, Child, process_tree, wait_tree_paused, write_suite
+from relkit import STEPS, Child, kill_leftovers, process_tree, wait_tree_paused, write_suite
 
 from harness.cli import main
 from harness.eval.procs import live_processes
@@ -91,14 +91,17 @@ def _launch(tmp_path, corpus) -> list[str]:
             "--report-dir", str(tmp_path / "report"), "--skip-eval"]  # fmt: skip
 
 
-def _stop_during_step_2(child: Child, targets) -> None:
+def _stop_during_step_2(child: Child, targets) -> list[int]:
     """Rank 0 pauses as step 2 begins (only it writes metrics); SIGUSR1 goes to `targets(tree)`, and
-    once it is pending at rank 0 (sent there or handed on) rank 0 goes on: both ranks hear of it in step 2."""
+    once it is pending at rank 0 (sent there or handed on) rank 0 goes on: both ranks hear of it in step 2.
+    Returns the tree (launch, agent, ranks), for the test to kill what is left of it if it fails."""
     rank0 = wait_tree_paused(child)
-    for pid in targets(process_tree(child.proc.pid)):
+    tree = process_tree(child.proc.pid)
+    for pid in targets(tree):
         os.kill(pid, signal.SIGUSR1)
     _wait_pending(rank0, signal.SIGUSR1)
     os.kill(rank0, signal.SIGCONT)
+    return tree
 
 
 def test_sigusr1_to_every_process_of_harness_launch_as_slurm_sends_it_stops_both_ranks_and_a_rerun_finishes(
@@ -106,16 +109,22 @@ def test_sigusr1_to_every_process_of_harness_launch_as_slurm_sends_it_stops_both
 ):
     argv = _launch(tmp_path, corpus)
     child = Child(argv, tmp_path / "child.log", pause="metrics:1")
-    _stop_during_step_2(child, lambda tree: tree)  # Slurm's --signal: launch, torchrun's agent and both ranks
-    _first_arm_stopped_after_step_2(child, tmp_path, "launch")
+    tree = _stop_during_step_2(child, lambda tree: tree)  # Slurm's --signal: launch, torchrun's agent, both ranks
+    try:
+        _first_arm_stopped_after_step_2(child, tmp_path, "launch")
+    finally:
+        kill_leftovers(tree)
 
     _rerun_finishes(argv, tmp_path)
 
 
 def test_sigusr1_to_harness_launch_alone_is_handed_to_the_ranks(tmp_path, corpus):
     child = Child(_launch(tmp_path, corpus), tmp_path / "child.log", pause="metrics:1")
-    _stop_during_step_2(child, lambda tree: [child.proc.pid])  # `kill -USR1` of launch (e.g. by a batch script)
-    _first_arm_stopped_after_step_2(child, tmp_path, "launch")
+    tree = _stop_during_step_2(child, lambda tree: [child.proc.pid])  # `kill -USR1` of launch (a batch script)
+    try:
+        _first_arm_stopped_after_step_2(child, tmp_path, "launch")
+    finally:
+        kill_leftovers(tree)
 
 
 def _stopped_process(sid: int) -> int:
@@ -169,18 +178,17 @@ def test_sigusr1_to_a_two_node_launch_stops_both_nodes_after_the_same_step(tmp_p
         )  # fmt: skip
         for rank in (0, 1)
     ]
+    trees: list[int] = []
     try:
         writer = _paused_under(children)  # the rank that writes metrics, on whichever node c10d made rank 0
-        for child in children:
-            for pid in process_tree(child.proc.pid):
-                os.kill(pid, signal.SIGUSR1)
+        trees = [pid for child in children for pid in process_tree(child.proc.pid)]
+        for pid in trees:
+            os.kill(pid, signal.SIGUSR1)
         _wait_pending(writer, signal.SIGUSR1)
         os.kill(writer, signal.SIGCONT)
         assert [child.proc.wait(timeout=180) for child in children] == [138, 138]
     finally:
-        for child in children:
-            if child.proc.poll() is None:
-                child.kill()
+        kill_leftovers(trees + [child.proc.pid for child in children])
     logs = "".join(child.log.read_text() for child in children)
     _stopped_there(RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0"), 2, logs)
 
