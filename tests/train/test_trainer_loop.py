@@ -181,6 +181,21 @@ def test_chunked_loss_trains_the_same_curve_as_hugging_faces_loss(tmp_path, corp
     assert curves[24] == pytest.approx(curves[None], rel=1e-4)
 
 
+def _run_failing_at_step_3(tmp_path, corpus, monkeypatch, error: BaseException):
+    """A six-step run (spec, run folder) whose step 3 raises `error` instead of training."""
+    spec = specs(tiny_suite(str(corpus), steps=6, checkpoint_every=None))["cpt-bf16-s0"]
+    run_dir = prepare(tmp_path, spec)
+    real_step = trainer_module.train_step
+
+    def step(*args):
+        if len(run_dir.read_metrics()) == 2:
+            raise error
+        return real_step(*args)
+
+    monkeypatch.setattr(trainer_module, "train_step", step)
+    return spec, run_dir
+
+
 def test_a_second_ctrl_c_while_the_run_records_its_interruption_does_not_leave_it_running(
     tmp_path, corpus, monkeypatch
 ):
@@ -190,20 +205,13 @@ def test_a_second_ctrl_c_while_the_run_records_its_interruption_does_not_leave_i
 
     from harness.telemetry.recorder import Telemetry
 
-    spec = specs(tiny_suite(str(corpus), steps=6, checkpoint_every=None))["cpt-bf16-s0"]
-    run_dir = prepare(tmp_path, spec)
-    real_step, real_finish = trainer_module.train_step, Telemetry.finish
-
-    def step(*args):
-        if len(run_dir.read_metrics()) == 2:
-            raise KeyboardInterrupt  # the first Ctrl-C, at step 3
-        return real_step(*args)
+    spec, run_dir = _run_failing_at_step_3(tmp_path, corpus, monkeypatch, KeyboardInterrupt)  # the first Ctrl-C
+    real_finish = Telemetry.finish
 
     def finish(self, status, reason=None):
         os.kill(os.getpid(), signal.SIGINT)  # the second one, while the run records the first
         return real_finish(self, status, reason)
 
-    monkeypatch.setattr(trainer_module, "train_step", step)
     monkeypatch.setattr(Telemetry, "finish", finish)
     with pytest.raises(KeyboardInterrupt):
         train(spec, run_dir, quiet=True)
@@ -215,20 +223,13 @@ def test_a_second_ctrl_c_while_the_run_records_its_interruption_does_not_leave_i
 def test_a_ctrl_c_handled_while_a_failed_collective_is_recorded_ends_the_run_interrupted(tmp_path, corpus, monkeypatch):
     # Ctrl-C under torchrun: a peer rank leaves first, so this rank's collective fails (gloo: "Connection
     # closed by peer"), and its own SIGINT is handled only as it starts to record that failure.
-    spec = specs(tiny_suite(str(corpus), steps=6, checkpoint_every=None))["cpt-bf16-s0"]
-    run_dir = prepare(tmp_path, spec)
-    real_step, real_held = trainer_module.train_step, trainer_module.signals_held
-
-    def step(*args):
-        if len(run_dir.read_metrics()) == 2:
-            raise RuntimeError("Connection closed by peer")  # at step 3
-        return real_step(*args)
+    spec, run_dir = _run_failing_at_step_3(tmp_path, corpus, monkeypatch, RuntimeError("Connection closed by peer"))
+    real_held = trainer_module.signals_held
 
     def held_after_the_interrupt():
         monkeypatch.setattr(trainer_module, "signals_held", real_held)
         raise KeyboardInterrupt  # the pending SIGINT's handler, run as the recording begins
 
-    monkeypatch.setattr(trainer_module, "train_step", step)
     monkeypatch.setattr(trainer_module, "signals_held", held_after_the_interrupt)
     with pytest.raises(KeyboardInterrupt):
         train(spec, run_dir, quiet=True)
