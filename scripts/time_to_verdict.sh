@@ -7,7 +7,8 @@
 #   bash scripts/time_to_verdict.sh suites/smoke.toml      # the same stages on a CPU (a check of this script)
 #
 # On the GPU machine vLLM comes from scripts/stage_vllm.sh (`scripts/gpu_eval.sh install`); this
-# script then uses it as gpu_eval.sh does. VERDICT_SET="key=value ..." adds --set overrides to every
+# script then uses it as gpu_eval.sh does. BEFORE_EVAL="command" runs between training and evaluation,
+# untimed (the total leaves it out). VERDICT_SET="key=value ..." adds --set overrides to every
 # command that reads the suite. Prints one line per stage and writes $OUT/time-to-verdict.json
 # (OUT defaults to /tmp/verdict-out); runs go to RUNS_DIR (default /tmp/verdict-runs).
 set -uo pipefail
@@ -61,13 +62,20 @@ begin=$EPOCHREALTIME
 for run_id in "${trained[@]}"; do
   timed "train $run_id" "${harness[@]}" train "$suite" --run-id "$run_id" --runs-dir "$runs" --quiet "${sets[@]}"
 done
+if [ -n "${BEFORE_EVAL:-}" ]; then  # e.g. wait for vLLM's install to finish (scripts/gpu_session.sh); not timed
+  waited=$EPOCHREALTIME
+  bash -c "$BEFORE_EVAL" >> "$log" 2>&1
+  waited=$(awk -v a="$waited" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+  printf '%-28s %8.1f s  (not counted)\n' "waiting before evaluation" "$waited"
+fi
 for run_id in "${evaluated[@]}"; do
   timed "eval $run_id" "${harness[@]}" eval "$suite_dir/$run_id" --quiet
 done
 timed compare "${harness[@]}" compare "$suite_dir" --suite "$suite"  # the gates; VERDICT_SET is not applied here
 timed report "${harness[@]}" report "$suite_dir" --out "$out/report"
 timed gate "${harness[@]}" gate "$suite_dir"
-total=$(awk -v a="$begin" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+total=$(awk -v a="$begin" -v b="$EPOCHREALTIME" -v w="${waited:-0}" 'BEGIN { printf "%.1f", b - a - w }')
 printf '%-28s %8.1f s\n' total "$total"
 joined=$(IFS=,; echo "${results[*]}")
-echo "{\"suite\": \"$name\", \"total_s\": $total, \"stages\": [$joined]}" > "$out/time-to-verdict.json"
+echo "{\"suite\": \"$name\", \"total_s\": $total, \"not_counted_s\": ${waited:-0}, \"stages\": [$joined]}" \
+  > "$out/time-to-verdict.json"

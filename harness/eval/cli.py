@@ -28,6 +28,8 @@ def configure_eval(parser: argparse.ArgumentParser):
     parser.add_argument("--limit", type=int, help="first N problems of each benchmark")
     parser.add_argument("--data-dir", help="folder holding <bench>/ data folders (default: suite's eval.data_dir)")
     parser.add_argument("--tensor-parallel-size", type=int)
+    parser.add_argument("--data-parallel-size", type=int, help="vLLM server replicas (default: every visible GPU)")
+    parser.add_argument("--max-concurrency", type=int, help="vLLM requests in flight per replica (default 256)")
     parser.add_argument("--seed", type=int)
     parser.add_argument(
         "--allow-weak-sandbox",
@@ -39,24 +41,40 @@ def configure_eval(parser: argparse.ArgumentParser):
     return main_eval
 
 
-def _eval_config(args, base):
-    """The EvalConfig to use: the run's (or defaults) with command-line flags on top."""
+def _validated(model, values: dict):
+    """model(**values), or InvalidInput naming the flag (e.g. --samples 0), not pydantic's report."""
     from pydantic import ValidationError
 
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = "--" + str(err["loc"][0]).replace("_", "-")
+        raise InvalidInput(f"{flag} {err['input']!r}: {err['msg']} (see harness eval --help)") from None
+
+
+def _eval_config(args, base):
+    """The EvalConfig to use: the run's (or defaults) with command-line flags on top."""
     from harness.suite import BenchmarkConfig, EvalConfig
 
     names = [n.strip() for n in args.bench.split(",") if n.strip()] if args.bench else None
     config = base.model_copy(deep=True) if base is not None else EvalConfig()
     names = names or list(config.benchmarks) or list(DEFAULT_BENCHMARKS)
-    for key, flag in (
-        ("backend", args.backend),
-        ("data_dir", args.data_dir),
-        ("tensor_parallel_size", args.tensor_parallel_size),
-        ("seed", args.seed),
-        ("allow_weak_sandbox", args.allow_weak_sandbox),
-    ):
-        if flag is not None:
-            setattr(config, key, flag)
+    flags = {
+        key: flag
+        for key, flag in (
+            ("backend", args.backend),
+            ("data_dir", args.data_dir),
+            ("tensor_parallel_size", args.tensor_parallel_size),
+            ("data_parallel_size", args.data_parallel_size),
+            ("max_concurrency", args.max_concurrency),
+            ("seed", args.seed),
+            ("allow_weak_sandbox", args.allow_weak_sandbox),
+        )
+        if flag is not None
+    }
+    if flags:
+        config = _validated(EvalConfig, {**config.model_dump(), **flags})
     benchmarks = {}
     for name in names:
         bench = get_benchmark(name)
@@ -72,12 +90,7 @@ def _eval_config(args, base):
             )
             if v is not None
         }
-        try:
-            benchmarks[name] = BenchmarkConfig.model_validate({**current.model_dump(), **updates})
-        except ValidationError as exc:  # e.g. --samples 0: the flag's name, not pydantic's report
-            err = exc.errors()[0]
-            flag = "--" + str(err["loc"][0]).replace("_", "-")
-            raise InvalidInput(f"{flag} {err['input']!r}: {err['msg']} (see harness eval --help)") from None
+        benchmarks[name] = _validated(BenchmarkConfig, {**current.model_dump(), **updates})
     config.benchmarks = {**config.benchmarks, **benchmarks}
     return config, names
 

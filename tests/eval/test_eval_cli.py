@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pandas as pd
 
@@ -39,6 +40,25 @@ def test_eval_bare_checkpoint_with_flags(tiny_checkpoint, tmp_path, capsys):
     assert summary["k"] == 2 and summary["n_problems"] == 3 and summary["generation"]["max_tokens"] == 4
     assert len(pd.read_parquet(out / "arith" / "samples.parquet")) == 6
     assert "arith" in capsys.readouterr().out
+
+
+def test_eval_flags_set_the_vllm_replicas_and_requests_in_flight(tiny_checkpoint, tmp_path, fake_vllm_command,
+                                                               monkeypatch):  # fmt: skip
+    monkeypatch.setenv("HARNESS_VLLM_COMMAND", shlex.join(fake_vllm_command))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    out = tmp_path / "results"
+    args = ["eval", str(tiny_checkpoint), "--bench", "arith", "--backend", "vllm", "--out", str(out), "--limit", "4",
+            "--samples", "2", "--max-tokens", "4", "--data-parallel-size", "2", "--max-concurrency", "3", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    generation = json.loads((out / "arith" / "summary.json").read_text())["generation"]
+    assert (generation["data_parallel_size"], generation["max_concurrency"]) == (2, 3)
+    assert (out / "vllm.1.log").exists() and not (out / "vllm.2.log").exists()  # two servers of three GPUs
+
+
+def test_eval_names_the_flag_of_a_bad_value(tiny_checkpoint, tmp_path, capsys):
+    args = ["eval", str(tiny_checkpoint), "--bench", "arith", "--out", str(tmp_path), "--max-concurrency", "0"]
+    assert main(args) == 2
+    assert "--max-concurrency 0: Input should be greater than 0" in capsys.readouterr().err
 
 
 def test_eval_rejects_a_folder_that_is_neither_run_nor_checkpoint(tmp_path, capsys):

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The chain scripts/gpu_session.sh starts in the background: one step after another, each logged.
+set -uo pipefail
+logs=/tmp/gpu-logs
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HARNESS_CACHE=/tmp/harness-cache NVTE_FRAMEWORK=pytorch
+export HARNESS_VLLM_COMMAND=${HARNESS_VLLM_COMMAND:-"python3 -m vllm.entrypoints.cli.main serve"}
+export VLLM_USE_FLASHINFER_SAMPLER=0 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+HARNESS_GIT_SHA=$(cat GIT_SHA 2>/dev/null) && export HARNESS_GIT_SHA
+step() { echo "$(date +%T) $*" >> "$logs/session.log"; }
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+  python3 -c "import torchao; print('torchao', torchao.__version__)"; } > "$logs/env.txt" 2>&1
+suite=${VERDICT_SUITE:-suites/verdict-1.5b.toml}
+ckpt=${CKPT:-/tmp/verdict-runs/verdict-1.5b/sft-bf16-s0/checkpoints/final}  # the harness-trained bf16 SFT model
+for phase in ${PHASES:-verdict throughput resume infir2}; do
+  step "$phase begins"
+  case $phase in
+    verdict) OUT=/tmp/verdict-out RUNS_DIR=/tmp/verdict-runs BEFORE_EVAL='while [ ! -e /tmp/site/.vllm ]; do sleep 2; done' \
+      bash scripts/time_to_verdict.sh "$suite" > "$logs/verdict.txt" 2>&1 ;;
+    *) OUT=/tmp/gpu-out bash scripts/gpu_eval.sh "$phase" "$ckpt" > "$logs/$phase.out" 2>&1 ;;
+  esac
+  step "$phase rc=$?"
+done
+touch "$logs/chain.done"
