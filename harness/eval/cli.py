@@ -41,6 +41,11 @@ def configure_eval(parser: argparse.ArgumentParser):
     return main_eval
 
 
+def _given(args, *names: str) -> dict:
+    """The flags among `names` that were given on the command line (argparse leaves the rest None)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def _validated(model, values: dict):
     """model(**values), or InvalidInput naming the flag (e.g. --samples 0), not pydantic's report."""
     from pydantic import ValidationError
@@ -60,36 +65,15 @@ def _eval_config(args, base):
     names = [n.strip() for n in args.bench.split(",") if n.strip()] if args.bench else None
     config = base.model_copy(deep=True) if base is not None else EvalConfig()
     names = names or list(config.benchmarks) or list(DEFAULT_BENCHMARKS)
-    flags = {
-        key: flag
-        for key, flag in (
-            ("backend", args.backend),
-            ("data_dir", args.data_dir),
-            ("tensor_parallel_size", args.tensor_parallel_size),
-            ("data_parallel_size", args.data_parallel_size),
-            ("max_concurrency", args.max_concurrency),
-            ("seed", args.seed),
-            ("allow_weak_sandbox", args.allow_weak_sandbox),
-        )
-        if flag is not None
-    }
+    flags = _given(args, "backend", "data_dir", "tensor_parallel_size", "data_parallel_size", "max_concurrency",
+                   "seed", "allow_weak_sandbox")  # fmt: skip
     if flags:
         config = _validated(EvalConfig, {**config.model_dump(), **flags})
     benchmarks = {}
     for name in names:
         bench = get_benchmark(name)
         current = config.benchmarks.get(name) or BenchmarkConfig(samples=bench.samples, max_tokens=bench.max_tokens)
-        updates = {
-            k: v
-            for k, v in (
-                ("samples", args.samples),
-                ("max_tokens", args.max_tokens),
-                ("temperature", args.temperature),
-                ("top_p", args.top_p),
-                ("limit", args.limit),
-            )
-            if v is not None
-        }
+        updates = _given(args, "samples", "max_tokens", "temperature", "top_p", "limit")
         benchmarks[name] = _validated(BenchmarkConfig, {**current.model_dump(), **updates})
     config.benchmarks = {**config.benchmarks, **benchmarks}
     return config, names
