@@ -10,7 +10,8 @@
 #   STAGE_PART=v3 WAIT_S=500 bash scripts/gpu_session.sh # call 3: the last part; vLLM installed; waits up to WAIT_S
 #   WAIT_S=570 bash scripts/gpu_session.sh               # later calls: wait for the chain, bring back what is done
 # Results: $OUT/session.tgz (logs, run folders without checkpoints, eval folders, the report);
-# PHASES ("verdict throughput resume infir2") picks the chain's steps.
+# PHASES ("verdict throughput resume infir2") picks the chain's steps (scripts/gpu_session_chain.sh lists
+# them); a call that carries .stage-dg (scripts/stage_deepgemm.sh) installs DeepGEMM for the dg-* ones.
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
 logs=/tmp/gpu-logs
@@ -28,6 +29,9 @@ if [ ! -e /tmp/site/.vllm ] && (cd /tmp/stage-vllm && ls vllm.part* >/dev/null 2
   bash scripts/stage_vllm.sh --install vllm > "$logs/vllm-install.log" 2>&1 && touch /tmp/site/.vllm
   echo "$(date +%T) vllm install rc=$?" >> "$logs/session.log"
 fi
+if [ -d .stage-dg/DeepGEMM ] && [ ! -d /tmp/DG ]; then  # DeepGEMM for the chain's dg-* phases (issue 25)
+  bash scripts/stage_deepgemm.sh --install >> "$logs/session.log" 2>&1
+fi
 if [ ! -e "$logs/chain.started" ] && [ -e /tmp/site/.wheels ]; then
   touch "$logs/chain.started"
   # From a copy of the repository: the next call's transfer rewrites the working tree under it.
@@ -39,5 +43,5 @@ waited=0
 while [ "$waited" -lt "${WAIT_S:-0}" ] && [ ! -e "$logs/chain.done" ]; do sleep 5; waited=$((waited + 5)); done
 tail -n 40 "$logs/session.log" "$logs/chain.log" 2>/dev/null
 tar czf "$out/session.tgz" --exclude=checkpoints --exclude=.cache -C /tmp gpu-logs \
-  $(cd /tmp && ls -d eval verdict-out verdict-runs 2>/dev/null)
+  $(cd /tmp && ls -d eval verdict-out verdict-runs dg-out runs report 2>/dev/null)
 ls -la "$out"

@@ -12,12 +12,26 @@ step() { echo "$(date +%T) $*" >> "$logs/session.log"; }
   python3 -c "import torchao; print('torchao', torchao.__version__)"; } > "$logs/env.txt" 2>&1
 suite=${VERDICT_SUITE:-suites/verdict-1.5b.toml}
 ckpt=${CKPT:-/tmp/verdict-runs/verdict-1.5b/sft-bf16-s0/checkpoints/final}  # the harness-trained bf16 SFT model
+wait_vllm() {  # vLLM's last part arrives while the chain trains; give up after 15 minutes
+  local waited=0
+  while [ ! -e /tmp/site/.vllm ] && [ "$waited" -lt 900 ]; do sleep 2; waited=$((waited + 2)); done
+  [ -e /tmp/site/.vllm ]
+}
+# Phases: verdict (time_to_verdict.sh on the suite, whose bf16 SFT run is the checkpoint of the rest);
+# ckpt (only that checkpoint, CKPT_STEPS CPT and SFT steps of the suite's bf16 arm); throughput, resume,
+# infir2 (gpu_eval.sh); dg-bench, dg-numerics, dg-step (gpu_deepgemm.sh: DeepGEMM, issue 25).
 for phase in ${PHASES:-verdict throughput resume infir2}; do
   step "$phase begins"
   case $phase in
     verdict) OUT=/tmp/verdict-out RUNS_DIR=/tmp/verdict-runs BEFORE_EVAL='while [ ! -e /tmp/site/.vllm ]; do sleep 2; done' \
       bash scripts/time_to_verdict.sh "$suite" > "$logs/verdict.txt" 2>&1 ;;
-    *) OUT=/tmp/gpu-out bash scripts/gpu_eval.sh "$phase" "$ckpt" > "$logs/$phase.out" 2>&1 ;;
+    ckpt)
+      for run_id in cpt-bf16-s0 sft-bf16-s0; do
+        python3 -m harness.cli train "$suite" --run-id "$run_id" --runs-dir /tmp/verdict-runs --quiet \
+          --set "stages.cpt.steps=${CKPT_STEPS:-10}" --set "stages.sft.steps=${CKPT_STEPS:-10}" || break
+      done > "$logs/ckpt.log" 2>&1 ;;
+    dg-*) OUT=/tmp/dg-out bash scripts/gpu_deepgemm.sh "${phase#dg-}" > "$logs/$phase.out" 2>&1 ;;
+    *) wait_vllm && OUT=/tmp/gpu-out bash scripts/gpu_eval.sh "$phase" "$ckpt" > "$logs/$phase.out" 2>&1 ;;
   esac
   step "$phase rc=$?"
 done
