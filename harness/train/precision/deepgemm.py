@@ -121,7 +121,10 @@ class _DeepGEMMMatmul(torch.autograd.Function):
         qxt, sxt = _along_tokens(x)
         ctx.save_for_backward(qxt, sxt, qw, sw)
         ctx.x_dtype, ctx.w_dtype, ctx.has_bias = x.dtype, weight.dtype, bias is not None
-        return y.to(out_dtype)
+        # Never return an alias of an intermediate (`.to` of a tensor already in out_dtype returns it
+        # itself): torch 2.11's compile then routes the output's gradient to the intermediate, and
+        # backward receives zeros (pytorch#180642, fixed in 2.12; measured on the H200, docs/PERFORMANCE.md).
+        return y if y.dtype == out_dtype else y.to(out_dtype)
 
     @staticmethod
     def backward(ctx, grad_y):

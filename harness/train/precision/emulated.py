@@ -83,7 +83,9 @@ class _FP8Matmul(torch.autograd.Function):
             y = y + bias.bfloat16()
         ctx.save_for_backward(x, weight)
         ctx.recipe, ctx.has_bias = recipe, bias is not None
-        return y.to(out_dtype)
+        # Not `y.to(out_dtype)` when y already has it: an alias of an intermediate gets a zero
+        # gradient under torch 2.11's compile (pytorch#180642; harness/train/precision/deepgemm.py).
+        return y if y.dtype == out_dtype else y.to(out_dtype)
 
     @staticmethod
     def backward(ctx, grad_y):
