@@ -18,6 +18,7 @@ from harness.analysis.evaluation import compare_eval
 from harness.analysis.loss import loss_parity, loss_verdict
 from harness.analysis.pairing import Pair, Run, load_runs, pair_runs
 from harness.analysis.results import (
+    DIVERGED_LOSS,
     EMULATED_COST,
     PARITY_FILE,
     SCHEMA_VERSION,
@@ -36,6 +37,7 @@ from harness.analysis.results import (
     SteadySteps,
     SummaryScores,
     Verdicts,
+    diverged_cost,
     read_parity,
     write_parity,
 )
@@ -153,6 +155,9 @@ def compare_pair(pair: Pair, *, seed: int = 0, n_resamples: int = N_RESAMPLES) -
     row.verdict = combine_verdicts([row.verdicts.loss, *row.verdicts.eval.values()])
     if row.emulated:
         withhold_cost_claims(row)
+    elif loss["max_rel_error"] is not None and loss["max_rel_error"] > DIVERGED_LOSS:
+        row.cost_diverged = diverged_cost(loss["max_rel_error"])
+        row.verdicts.speed = row.verdicts.memory = "inconclusive"
     return row
 
 
@@ -194,6 +199,7 @@ def suite_summary(comparisons: list[Comparison]) -> list[ArmSummary]:
             throughput_increase_pct=_avg(r.speed.throughput_gain_pct for r in ok),
             memory_source=next((r.memory.headline_source for r in ok if r.memory.headline_source), None),
             cost_not_measured=next((r.cost_not_measured for r in rows if r.cost_not_measured), None),
+            cost_diverged=next((r.cost_diverged for r in rows if r.cost_diverged), None),
             loss_bias=SeedMean(**bias) if bias is not None else None,
             scores={b: SummaryScores(baseline=_avg(r.eval[b].baseline_avg_at_k for r in ok if b in r.eval),
                                      candidate=_avg(r.eval[b].candidate_avg_at_k for r in ok if b in r.eval),

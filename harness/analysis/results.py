@@ -28,6 +28,20 @@ Verdict = Literal["parity", "better", "worse", "inconclusive"]
 # Speed and memory of an emulated arm: FP8 simulated in PyTorch says nothing about FP8 hardware.
 CostVerdict = Literal["parity", "better", "worse", "inconclusive", "not_measured"]
 RowVerdict = Literal["parity", "better", "worse", "inconclusive", "failed", "control"]
+# An FP8 arm whose loss leaves BF16's by more than this (the largest windowed relative error) did
+# not train like BF16, so its step time and memory are those of another computation: a recipe
+# whose gradients came out zero under torch.compile ran "1.66x faster at 0.50x memory" on one
+# H200 with its loss stuck near 12 while BF16's fell to 7.6 (docs/PERFORMANCE.md, DeepGEMM). Working
+# recipes stay far below it: the worst seen from random init is 1.46% (te:blockwise, 1.5B).
+DIVERGED_LOSS = 0.10
+
+
+def diverged_cost(max_rel_error: float) -> str:
+    """Why a measured speed-up and memory ratio are not a result: the FP8 loss left BF16's."""
+    return (f"the FP8 loss left BF16's (max windowed error {max_rel_error:.1%} > {DIVERGED_LOSS:.0%}): "
+            "an arm that does not train like BF16 makes no speed or memory claim")  # fmt: skip
+
+
 EMULATED_COST = (
     "emulated FP8 (float8 quantise/dequantise in PyTorch): its step time and memory say nothing "
     "about FP8 hardware, so no speed or memory claim is made"
@@ -201,6 +215,8 @@ class Comparison(Strict):
     control: bool = False  # a BF16 arm compared with the BF16 baseline (harness.analysis.control)
     # Why speed, memory and energy make no FP8-vs-BF16 claim (an emulated arm); their ratios are null
     cost_not_measured: str | None = None
+    # Why the measured ratios are kept but void: the FP8 loss left BF16's (DIVERGED_LOSS); the gates fail them
+    cost_diverged: str | None = None
 
     @field_validator("verdicts", mode="before")
     @classmethod
@@ -238,6 +254,7 @@ class ArmSummary(Strict):
     throughput_increase_pct: float | None = None
     memory_source: str | None = None  # what memory_reduction_pct is of: "allocator peak", "NVML peak", "peak RSS (CPU)"
     cost_not_measured: str | None = None  # as Comparison's: why the four numbers above are null
+    cost_diverged: str | None = None  # as Comparison's: why the four numbers above are void
     loss_bias: SeedMean | None = None  # mean over seeds of mean_signed_rel_error
     scores: dict[str, SummaryScores] = {}
     verdict: RowVerdict

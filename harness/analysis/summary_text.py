@@ -44,8 +44,9 @@ def parity_table(parity: Parity, width: int = 160) -> str:
             time_change = -speed.time_reduction_pct if speed.time_reduction_pct is not None else None
             mem = memory.memory_reduction_pct
             cost = [_ci(speed.speedup), _pct(time_change), _pct(-mem if mem is not None else None)]
+        verdict = row.verdict + (" (speed, memory void: FP8 loss diverged)" if row.cost_diverged else "")
         table.add_row(label, *cost, "-" if err is None else f"{err:.3%}", "-" if signed is None else f"{signed:+.3%}",
-                      scores, row.verdict)  # fmt: skip
+                      scores, verdict)  # fmt: skip
     buf = io.StringIO()
     Console(file=buf, width=width, color_system=None).print(table)
     return buf.getvalue().rstrip()

@@ -58,6 +58,8 @@ def run_gates(parity: Parity | dict, gates: GatesConfig, *, history: list[dict] 
         for spec, threshold in _active(gates.for_stage(row.stage), "comparison"):  # [gates.stages.NAME] if any
             if spec.cost and row.cost_not_measured:
                 readings = [Reading(spec.name, None, "", skipped=f"not measured: {row.cost_not_measured}")]
+            elif spec.cost and row.cost_diverged:  # measured, but not of a computation that trains like BF16
+                readings = [Reading(r.gate, r.value, row.cost_diverged, passes=False) for r in spec.read(row, ctx)]
             else:
                 readings = spec.read(row, ctx)
             result.rows.extend(_rows(row.id, label, spec, threshold, readings))

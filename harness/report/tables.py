@@ -83,6 +83,8 @@ def headline_table(parity: Parity) -> Table:
                 memory += f" ({s.memory_source})"
             speedup = "-" if s.speedup is None else f"{s.speedup:.3f}x"
             cost = [_pct(s.time_reduction_pct, False), memory, _pct(s.throughput_increase_pct, False), speedup]
+            if s.cost_diverged:  # measured, but void: the FP8 loss left BF16's
+                cost = [f"{c} (void: FP8 loss diverged)" for c in cost]
         verdict = s.verdict + (f" (seeds {s.failed_seeds} failed)" if s.failed_seeds else "")
         cells = [s.stage, arm_label(s.arm, s.recipe), *cost, loss_bias(s.loss_bias), *scores, verdict]
         table.rows.append(Row(cells, label_col=1, badge=s.emulated and not is_emulated(s.recipe), verdict=s.verdict))

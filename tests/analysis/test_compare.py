@@ -12,7 +12,7 @@ from harness.suite import GatesConfig
 TOP_KEYS = {"schema_version", "suite", "suite_dir", "generated_at", "recorded_at", "baseline_arm", "margin_points",
             "emulated", "git_sha", "gates", "comparisons", "failed", "summary"}  # fmt: skip
 ROW_KEYS = {"id", "stage", "arm", "recipe", "seed", "baseline", "candidate", "emulated", "evaluate", "status", "reason",
-            "speed", "memory", "energy", "loss", "eval", "verdicts", "verdict", "control", "cost_not_measured"}  # fmt: skip
+            "speed", "memory", "energy", "loss", "eval", "verdicts", "verdict", "control", "cost_not_measured", "cost_diverged"}  # fmt: skip
 
 
 @pytest.fixture

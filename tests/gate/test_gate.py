@@ -182,3 +182,28 @@ def test_percent_gates_take_a_fraction_or_a_percentage_and_print_percent(suite_d
     assert f"<= {100 * error * 1.1:.3g}%" in out and f"{100 * error:.3g}%" in out
     assert main(["gate", str(suite_dir), "--min-speedup", "5%"]) == 2
     assert "invalid ratio value: '5%'" in capsys.readouterr().err
+
+
+def test_speed_and_memory_of_an_arm_whose_loss_left_bf16s_fail_however_good(tmp_path, capsys):
+    # A recipe whose gradients came out zero once ran "1.66x faster at 0.50x memory" on an H200
+    # (docs/PERFORMANCE.md): the speed of an arm that does not train like BF16 is not a result.
+    suite_dir = write_synthetic_suite(tmp_path / "runs", step_time_s={"bf16": 3.0, "fp8": 1.8},
+                                      peak_alloc_gb={"bf16": 60.0, "fp8": 30.0}, loss_offset={"fp8": 0.5})  # fmt: skip
+    parity = compare_suite(suite_dir, {"min_speedup": 1.1, "max_memory_ratio": 0.95}, n_resamples=200)
+    row = parity.comparisons[0]
+    assert row.speed.speedup.value == pytest.approx(1.667, rel=0.05)  # measured, and kept
+    assert row.verdicts.speed == row.verdicts.memory == "inconclusive"
+    assert "the FP8 loss left BF16's" in row.cost_diverged and parity.summary[0].cost_diverged == row.cost_diverged
+    assert main(["gate", str(suite_dir)]) == 1
+    out = capsys.readouterr().out
+    assert "gates: FAILED" in out
+    result = run_gates(parity, GatesConfig(min_speedup=1.1, max_memory_ratio=0.95))
+    assert {(r.gate, r.status) for r in result.rows} == {("speedup", "fail"), ("memory_ratio", "fail")}
+    assert all("left BF16's" in r.detail for r in result.rows)
+
+
+def test_an_arm_whose_loss_tracks_bf16_keeps_its_speed_verdict(tmp_path):
+    suite_dir = write_synthetic_suite(tmp_path / "runs", loss_offset={"fp8": 0.01})
+    row = compare_suite(suite_dir, {"min_speedup": 1.05}, n_resamples=200).comparisons[0]
+    assert row.cost_diverged is None and row.verdicts.speed != "inconclusive"
+    assert run_gates(compare_suite(suite_dir, n_resamples=200), GatesConfig(min_speedup=1.05)).passed

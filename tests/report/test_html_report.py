@@ -208,3 +208,16 @@ def test_a_verdict_that_disagrees_with_its_gates_is_explained(tmp_path):
     assert "Gates: <b>PASSED</b>" in html
     assert "cpt/fp8/s0: the verdict is worse while every gate passed." in html
     assert "lies below 0; the score_drop gate passes any delta &gt;= -50.0 pts" in html
+
+
+def test_speed_and_memory_of_an_arm_whose_loss_diverged_read_void(tmp_path):
+    suite_dir = write_synthetic_suite(tmp_path / "runs", step_time_s={"bf16": 3.0, "fp8": 1.8},
+                                      loss_offset={"fp8": 0.5})  # fmt: skip
+    compare_suite(suite_dir, {"min_speedup": 1.05}, n_resamples=200)
+    html = write_report(suite_dir, tmp_path / "report").read_text()
+    comparisons = html[html.index('id="comparisons"') : html.index('id="loss"')]
+    assert "the FP8 loss left BF16&#39;s" in comparisons and ">void</span>" in comparisons
+    [fp8] = [
+        line for line in (tmp_path / "report" / "tables" / "headline.md").read_text().splitlines() if "fp8" in line
+    ]
+    assert fp8.count("(void: FP8 loss diverged)") == 4
