@@ -204,15 +204,17 @@ def _generate(jobs: list[BenchJob], todo: dict[str, list[Request]], generator: G
     caches = {job.bench.name: job.cache for job in pending}
     requests = [r for job in pending for r in todo[job.bench.name]]
     names = "+".join(job.bench.name for job in pending)
-    progress = GenerationProgress(names, len(requests), quiet=quiet)
+    progress = GenerationProgress(names, len(requests), quiet=quiet, budget_tokens=sum(r.max_tokens for r in requests),
+                                  server_tokens=getattr(generator, "generated_tokens", None))  # fmt: skip
     tokens = {job.bench.name: 0 for job in pending}
     done = {job.bench.name: 0 for job in pending}
     try:
-        for request, completion in generator.generate(requests):
-            caches[request.benchmark].append(request.problem_id, request.sample_index, request.seed, completion)
-            tokens[request.benchmark] += completion.output_tokens or 0
-            done[request.benchmark] += 1
-            progress.update(completion.output_tokens)
+        with progress.ticking():
+            for request, completion in generator.generate(requests):
+                caches[request.benchmark].append(request.problem_id, request.sample_index, request.seed, completion)
+                tokens[request.benchmark] += completion.output_tokens or 0
+                done[request.benchmark] += 1
+                progress.update(completion.output_tokens, request.max_tokens)
     finally:  # a session's time counts even when it is interrupted: resumed sessions add up
         all_tokens = sum(tokens.values())
         for job in pending:
@@ -282,8 +284,15 @@ def default_generator_factory(checkpoint: Path, eval_config: EvalConfig, out_dir
             ]
         )
         pool.engine_version = servers[0].version()
+        pool.generated_tokens = lambda: _sum_or_none(server.generated_tokens() for server in servers)
         pool.gpus = sum(len(server.gpus or ()) for server in servers)
         yield pool
+
+
+def _sum_or_none(values) -> float | None:
+    """The sum, or None when any replica does not say (then no server-side rate at all)."""
+    values = list(values)
+    return None if any(v is None for v in values) else sum(values)
 
 
 def _say(quiet: bool, message: str) -> None:

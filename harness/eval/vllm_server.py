@@ -31,6 +31,7 @@ from harness.signals import signals_held
 
 DEFAULT_COMMAND = ("vllm", "serve")
 COMMAND_ENV = "HARNESS_VLLM_COMMAND"  # e.g. "/opt/vllm-env/bin/vllm serve": a vLLM in another venv
+GENERATED_TOKENS = "vllm:generation_tokens_total"  # the Prometheus counter of tokens generated (vLLM /metrics)
 
 
 def server_command() -> list[str]:
@@ -157,6 +158,21 @@ class VllmServer:
             with urllib.request.urlopen(f"{self.base_url}/version", timeout=2) as response:
                 return json.load(response).get("version")
         except (urllib.error.URLError, OSError, ValueError, AttributeError):
+            return None
+
+    def generated_tokens(self) -> float | None:
+        """Tokens this server has generated so far: vLLM's Prometheus counter `vllm:generation_tokens_total`
+        at /metrics (summed over its label sets), None when the server does not say."""
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/metrics", timeout=2) as response:
+                text = response.read().decode()
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+        values = [line.rsplit(" ", 1)[-1] for line in text.splitlines()
+                  if line.startswith(GENERATED_TOKENS + "{") or line.startswith(GENERATED_TOKENS + " ")]  # fmt: skip
+        try:
+            return sum(float(v) for v in values) if values else None
+        except ValueError:
             return None
 
     def raise_if_dead(self, cause: Exception | None = None) -> None:

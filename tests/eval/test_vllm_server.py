@@ -34,6 +34,7 @@ def test_healthy_server_serves_and_is_stopped(tmp_path, fake_vllm_command):
             server.base_url, server.model_name, concurrency=2, on_error=server.raise_if_dead
         )
         outputs = dict((r.sample_index, c.text) for r, c in generator.generate(_requests(3)))
+        assert server.generated_tokens() == 3 * 6  # vLLM's /metrics counter: six words ("tokens") each
     assert outputs == {i: f"seed {1000 + i}: The answer is \\boxed{{7}}." for i in range(3)}
     assert not group_alive(pgid)  # the server and its worker are gone
     log = (tmp_path / "vllm.log").read_text()
