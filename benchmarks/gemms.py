@@ -91,9 +91,11 @@ def _cublas_block(a, b, wgrad: bool):
     qa, sa = per_group(a)
     qb, sb = per_group(b) if wgrad else per_block(b)
     recipe_b = ScalingType.BlockWise1x128 if wgrad else ScalingType.BlockWise128x128
-    # cuBLAS wants 1x128 scales outer-dim-major (M contiguous); 128x128 ones as they are.
+    # cuBLAS wants 1x128 scales outer-dim-major (M contiguous); 128x128 ones for B = qb.t() as
+    # [K/128, N/128] (the H200 refused [N/128, K/128]: "scale_b must have shape 28 x 36 Float
+    # elements, got [36, 28]"; this transposed view is what that message asks for, not yet re-run).
     sa = sa.t().contiguous().t()
-    sb = sb.t().contiguous().t() if wgrad else sb
+    sb = sb.t().contiguous().t() if wgrad else sb.t()
     return lambda: scaled_mm(qa, qb.t(), sa, ScalingType.BlockWise1x128, sb, recipe_b, output_dtype=torch.bfloat16)
 
 
