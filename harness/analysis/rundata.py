@@ -122,12 +122,13 @@ def eval_lengths(frame: pd.DataFrame, summary: dict) -> dict[str, float | None]:
 
     From samples.parquet's `output_tokens` and `finish_reason` ("length": the sample hit max_tokens)
     where the eval wrote them, else from summary.json's `output_tokens` / `truncation_rate`; wall time,
-    GPU-hours and data parallelism from summary.json. None for whatever an older result lacks.
+    GPU-hours and data parallelism (`generation.data_parallel_size`) from summary.json. None for whatever an older result lacks.
     """
     tokens = frame["output_tokens"].dropna().astype(float) if "output_tokens" in frame else pd.Series(dtype=float)
     reasons = frame["finish_reason"].dropna() if "finish_reason" in frame else pd.Series(dtype=object)
     recorded = summary.get("output_tokens") if isinstance(summary.get("output_tokens"), dict) else {}
-    dp = summary.get("data_parallel_size")
+    generation = summary.get("generation") if isinstance(summary.get("generation"), dict) else {}
+    dp = generation.get("data_parallel_size")  # the replicas that served it (harness/eval/summary.py)
     return {
         "output_tokens_mean": float(tokens.mean()) if len(tokens) else finite(recorded.get("mean")),
         "output_tokens_p95": float(tokens.quantile(0.95)) if len(tokens) else finite(recorded.get("p95")),

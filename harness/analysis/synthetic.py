@@ -172,11 +172,11 @@ def _write_eval(run: RunDir, arm: str, shared: np.random.Generator, own: np.rand
         frame["finish_reason"] = np.where(cut, "length", "stop")
         extra = {"output_tokens": {"mean": float(frame["output_tokens"].mean()),
                                    "p95": float(frame["output_tokens"].quantile(0.95))},
-                 "truncation_rate": float(cut.mean()), "wall_time_s": 600.0, "gpu_hours": 600.0 * 8 / 3600,
-                 "data_parallel_size": 8}  # fmt: skip
+                 "truncation_rate": float(cut.mean()), "wall_time_s": 600.0, "gpu_hours": 600.0 * 8 / 3600}  # fmt: skip
     frame.to_parquet(bench_dir / "samples.parquet", index=False)
     atomic_write_json(bench_dir / "summary.json", {
         "benchmark": "aime24", "avg_at_k": float(frame["score"].mean() * 100), "pass_at_1": None, "k": k,
-        "n_problems": n_problems, "n_samples": len(frame), "backend": "synthetic", "generation": {}, "versions": {},
+        "n_problems": n_problems, "n_samples": len(frame), "backend": "synthetic",
+        "generation": {"data_parallel_size": 8} if lengths is not None else {}, "versions": {},  # where the eval writes it
         **extra,
     })  # fmt: skip

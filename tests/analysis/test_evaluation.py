@@ -26,6 +26,20 @@ def test_each_arm_reports_output_tokens_truncation_and_eval_cost(tmp_path):
     assert e.candidate_lengths.data_parallel_size == 8 and e.not_conclusive is None
 
 
+def test_the_lengths_read_a_summary_as_vllm_on_the_h200_wrote_it():
+    # One benchmark's summary.json from `harness eval --backend vllm` on the H200 (docs/EVAL.md, fourth
+    # session): one replica, every sample cut at 31,000 tokens. The report once showed "-" for its replicas.
+    from pathlib import Path
+
+    from harness.analysis.rundata import eval_lengths
+
+    summary = json.loads((Path(__file__).parents[1] / "fixtures" / "eval" / "h200-vllm-summary.json").read_text())
+    lengths = eval_lengths(pd.DataFrame({"score": [0.0]}), summary)
+    assert lengths == {"output_tokens_mean": 31000.0, "output_tokens_p95": 31000.0, "truncation_rate": 1.0,
+                       "wall_time_s": pytest.approx(365.94, abs=0.01), "gpu_hours": pytest.approx(0.0419, abs=1e-4),
+                       "data_parallel_size": 1}  # fmt: skip
+
+
 def test_results_without_length_columns_or_fields_still_compare(tmp_path):
     e = compare_suite(_suite(tmp_path), n_resamples=100).comparisons[0].eval["aime24"]
     assert e.baseline_lengths.output_tokens_mean is None and e.candidate_lengths.truncation_rate is None
