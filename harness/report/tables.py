@@ -133,10 +133,17 @@ def lengths_table(parity: Parity) -> Table:
                 f"{_pct(_scale(b.truncation_rate), False)} / {_pct(_scale(c.truncation_rate), False)}")  # fmt: skip
             cells = [row.id, bench, _pair(b.output_tokens_mean, c.output_tokens_mean, ".0f"),
                      _pair(b.output_tokens_p95, c.output_tokens_p95, ".0f"), truncated,
-                     _pair(b.wall_time_s, c.wall_time_s, ".0f"), _pair(b.gpu_hours, c.gpu_hours, ".2f"),
+                     _pair(b.wall_time_s, c.wall_time_s, ".0f"), f"{_hours(b.gpu_hours)} / {_hours(c.gpu_hours)}",
                      _pair(b.data_parallel_size, c.data_parallel_size, "d")]  # fmt: skip
             table.rows.append(Row(cells, label_col=0, badge=row.emulated))
     return table
+
+
+def _hours(value: float | None) -> str:
+    """GPU-hours: two decimals, or two significant digits below 0.1 (a short eval is 0.0042, not 0.00)."""
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
 
 
 def _scale(fraction: float | None) -> float | None:

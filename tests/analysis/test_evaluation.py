@@ -79,3 +79,12 @@ def test_a_margin_below_what_the_design_resolves_is_flagged_and_warned(tmp_path)
     assert e.underpowered is True and e.resolvable_margin_points > 5
     html = write_report(suite_dir, tmp_path / "out").read_text()
     assert "parity cannot be shown here even for identical models" in html
+
+
+def test_the_lengths_table_gives_each_arms_replicas_and_small_gpu_hours_unrounded(tmp_path):
+    from harness.report.tables import _hours, lengths_table
+
+    parity = compare_suite(_suite(tmp_path, lengths={"bf16": (900, 0.0), "fp8": (1100, 0.5)}), n_resamples=100)
+    [row] = lengths_table(parity).rows
+    assert row.cells[-2:] == ["1.33 / 1.33", "8 / 8"]  # GPU-hours, data-parallel replicas (BF16 / FP8)
+    assert [_hours(v) for v in (0.0041875, 0.0419, 12.5, None)] == ["0.0042", "0.042", "12.50", "-"]
