@@ -19,7 +19,8 @@ wait_vllm() {  # vLLM's last part arrives while the chain trains; give up after 
 }
 # Phases: verdict (time_to_verdict.sh on the suite, whose bf16 SFT run is the checkpoint of the rest);
 # ckpt (only that checkpoint, CKPT_STEPS CPT and SFT steps of the suite's bf16 arm); throughput, resume,
-# infir2 (gpu_eval.sh); dg-bench, dg-numerics, dg-step (gpu_deepgemm.sh: DeepGEMM, issue 25).
+# infir2 (gpu_eval.sh); dg-bench, dg-numerics, dg-step, dg-warm (gpu_deepgemm.sh: DeepGEMM, issue 25;
+# dg-warm takes WARM_ARMS, e.g. "bf16 deepgemm").
 for phase in ${PHASES:-verdict throughput resume infir2}; do
   step "$phase begins"
   case $phase in
