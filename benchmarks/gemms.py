@@ -40,7 +40,7 @@ except ImportError:
 
 import torch  # noqa: E402
 
-from harness.train.precision.deepgemm import BLOCK, per_block, per_group  # noqa: E402  (the recipe's quantisers)
+from harness.train.precision.blockquant import BLOCK, per_block, per_group  # noqa: E402  (the recipe's quantisers)
 
 FP8 = torch.float8_e4m3fn
 # Qwen2.5-7B: hidden 3584, 28 query / 4 KV heads of 128, FFN 18944; (out, in) of each linear.

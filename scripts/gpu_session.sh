@@ -11,7 +11,9 @@
 #   WAIT_S=570 bash scripts/gpu_session.sh               # later calls: wait for the chain, bring back what is done
 # Results: $OUT/session.tgz (logs, run folders without checkpoints, eval folders, the report);
 # PHASES ("verdict throughput resume infir2") picks the chain's steps (scripts/gpu_session_chain.sh lists
-# them); a call that carries .stage-dg (scripts/stage_deepgemm.sh) installs DeepGEMM for the dg-* ones.
+# them); a call that carries .stage-dg (scripts/stage_deepgemm.sh) installs DeepGEMM for the dg-* ones,
+# and that part alone starts a chain of dg-* phases:
+#   PHASES="dg-quant dg-numerics dg-step" WAIT_S=560 bash scripts/gpu_session.sh   # carry [".stage-dg"]
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
 logs=/tmp/gpu-logs
@@ -32,7 +34,8 @@ fi
 if [ -d .stage-dg/DeepGEMM ] && [ ! -d /tmp/DG ]; then  # DeepGEMM for the chain's dg-* phases (issue 25)
   bash scripts/stage_deepgemm.sh --install >> "$logs/session.log" 2>&1
 fi
-if [ ! -e "$logs/chain.started" ] && [ -e /tmp/site/.wheels ]; then
+# The chain starts once a training run's wheels are in: vLLM's part v1 or .stage-dg's own.
+if [ ! -e "$logs/chain.started" ] && { [ -e /tmp/site/.wheels ] || [ -e /tmp/site/.train-wheels ]; }; then
   touch "$logs/chain.started"
   # From a copy of the repository: the next call's transfer rewrites the working tree under it.
   rm -rf /tmp/repo && mkdir -p /tmp/repo && tar cf - --exclude=./.stage-vllm --exclude=./.git . | tar xf - -C /tmp/repo

@@ -19,8 +19,9 @@ wait_vllm() {  # vLLM's last part arrives while the chain trains; give up after 
 }
 # Phases: verdict (time_to_verdict.sh on the suite, whose bf16 SFT run is the checkpoint of the rest);
 # ckpt (only that checkpoint, CKPT_STEPS CPT and SFT steps of the suite's bf16 arm); throughput, resume,
-# infir2 (gpu_eval.sh); dg-bench, dg-numerics, dg-step, dg-warm (gpu_deepgemm.sh: DeepGEMM, issue 25;
-# dg-warm takes WARM_ARMS, e.g. "bf16 deepgemm").
+# infir2 (gpu_eval.sh); dg-quant, dg-bench, dg-numerics, dg-step, dg-warm (gpu_deepgemm.sh: DeepGEMM,
+# issue 25; dg-warm takes WARM_ARMS, e.g. "bf16 deepgemm"). A failing dg-quant ends the chain: every
+# later dg-* phase runs its kernels.
 for phase in ${PHASES:-verdict throughput resume infir2}; do
   step "$phase begins"
   case $phase in
@@ -34,6 +35,8 @@ for phase in ${PHASES:-verdict throughput resume infir2}; do
     dg-*) OUT=/tmp/dg-out bash scripts/gpu_deepgemm.sh "${phase#dg-}" > "$logs/$phase.out" 2>&1 ;;
     *) wait_vllm && OUT=/tmp/gpu-out bash scripts/gpu_eval.sh "$phase" "$ckpt" > "$logs/$phase.out" 2>&1 ;;
   esac
-  step "$phase rc=$?"
+  rc=$?
+  step "$phase rc=$rc"
+  [ "$phase" = dg-quant ] && [ "$rc" -ne 0 ] && break
 done
 touch "$logs/chain.done"

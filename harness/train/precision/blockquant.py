@@ -1,0 +1,177 @@
+"""deepgemm:blockwise's quantisers: E4M3 in 1x128 groups and 128x128 blocks, in DeepGEMM's layouts.
+
+Each GEMM operand of the recipe is needed in two layouts, one per GEMM that reads it:
+
+    activation x [m tokens, k]  rows for the forward (1x128 groups along k) and, transposed, x^T
+                                 for the weight gradient (1x128 groups along the tokens)
+    gradient   dy [m, n]         the same: rows for dgrad, dy^T for wgrad
+    weight     W [n, k]          128x128 blocks; W^T's blocks (dgrad) are the same blocks transposed
+
+`quantize_rows_cols(x)` and `quantize_blocks(w)` give both layouts from one read of the input,
+as TE's fused cast-transpose does (Inductor's own code for the two layouts read the input twice and
+took about 160 ms of a 7B step more than BF16: docs/PERFORMANCE.md). They are torch custom ops: on
+a CUDA tensor one Triton kernel per call (a program per 128x128 tile: both amaxes, both casts, the
+transposed store); elsewhere the reference below, which the CPU tests check and the GPU check
+(scripts/gpu_deepgemm.sh numerics) compares the kernel against, byte for byte.
+
+Scales are amax/448 in FP32 (DeepSeek-V3's and DeepGEMM's), and they come out in the layouts
+DeepGEMM reads without converting them:
+
+    row scales   [k/128, m4]      column-major, m4 = m rounded up to 4 (TMA's 16-byte rows):
+                                  `rows_scales[:, :m].t()` is gemm_fp8_fp8_bf16_nt's LHS scales
+    col scales   [m128/128, k]    the "k-grouped" layout wgrad_gemm_fp8_fp8_fp32_nt takes as is
+    x^T          [k, m128]        tokens zero-padded to a multiple of 128 (zeros add nothing to dW)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+BLOCK = 128
+FP8 = torch.float8_e4m3fn
+FP8_MAX = 448.0
+
+
+def per_group(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [m, k] (k a multiple of 128) as E4M3 with one scale per 1x128 group: (q [m, k], scales [m, k/128])."""
+    m, k = x.shape
+    groups = x.float().view(m, k // BLOCK, BLOCK)
+    amax = groups.abs().amax(dim=2).clamp(min=1e-12)
+    q = (groups * (FP8_MAX / amax).unsqueeze(2)).to(FP8).view(m, k)
+    return q, amax / FP8_MAX
+
+
+def per_block(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [n, k] (both multiples of 128) as E4M3 with one scale per 128x128 block: (q, scales [n/128, k/128])."""
+    n, k = x.shape
+    blocks = x.float().view(n // BLOCK, BLOCK, k // BLOCK, BLOCK)
+    amax = blocks.abs().amax(dim=(1, 3), keepdim=True).clamp(min=1e-12)
+    q = (blocks * (FP8_MAX / amax)).to(FP8).view(n, k)
+    return q, (amax / FP8_MAX).view(n // BLOCK, k // BLOCK)
+
+
+def groups_back(q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Dequantise q [m, k] with scales [m, k/128] (any strides) to FP32."""
+    return (q.float().view(q.shape[0], -1, BLOCK) * scales.unsqueeze(2)).view(q.shape)
+
+
+def blocks_back(q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Dequantise q [n, k] with scales [n/128, k/128] to FP32."""
+    return q.float() * scales.repeat_interleave(BLOCK, dim=0).repeat_interleave(BLOCK, dim=1)
+
+
+def _round_up(n: int, to: int) -> int:
+    return -(-n // to) * to
+
+
+def _transposed(t: torch.Tensor) -> torch.Tensor:
+    """t^T in a new contiguous tensor (`.contiguous()` may return t itself: a custom op's outputs may not alias)."""
+    return t.t().clone(memory_format=torch.contiguous_format)
+
+
+def _rows_cols_reference(x: torch.Tensor):
+    m, k = x.shape
+    q, scales = per_group(x)
+    rows_scales = scales.new_zeros(k // BLOCK, _round_up(m, 4))
+    rows_scales[:, :m] = scales.t()
+    padded = F.pad(x, (0, 0, 0, _round_up(m, BLOCK) - m))
+    qt, col_scales = per_group(_transposed(padded))
+    return q, rows_scales, qt, _transposed(col_scales)
+
+
+def _blocks_reference(w: torch.Tensor):
+    q, scales = per_block(w)
+    return q, scales, _transposed(q), _transposed(scales)
+
+
+@torch.library.custom_op("harness::fp8_quant_rows_cols", mutates_args=())
+def quantize_rows_cols(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x [m, k] (k a multiple of 128): (q [m, k], row scales [k/128, m4], x^T q [k, m128], col scales [m128/128, k])."""
+    if x.is_cuda:
+        return _triton_quantize(x.contiguous(), weight=False)
+    return _rows_cols_reference(x.contiguous())
+
+
+@quantize_rows_cols.register_fake
+def _(x):
+    m, k = x.shape
+    m128 = _round_up(m, BLOCK)
+    return (x.new_empty(m, k, dtype=FP8), x.new_empty(k // BLOCK, _round_up(m, 4), dtype=torch.float32),
+            x.new_empty(k, m128, dtype=FP8), x.new_empty(m128 // BLOCK, k, dtype=torch.float32))  # fmt: skip
+
+
+@torch.library.custom_op("harness::fp8_quant_blocks", mutates_args=())
+def quantize_blocks(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """w [n, k] (multiples of 128): (q [n, k], scales [n/128, k/128], W^T q [k, n], its scales [k/128, n/128])."""
+    if w.is_cuda:
+        return _triton_quantize(w.contiguous(), weight=True)
+    return _blocks_reference(w.contiguous())
+
+
+@quantize_blocks.register_fake
+def _(w):
+    n, k = w.shape
+    return (w.new_empty(n, k, dtype=FP8), w.new_empty(n // BLOCK, k // BLOCK, dtype=torch.float32),
+            w.new_empty(k, n, dtype=FP8), w.new_empty(k // BLOCK, n // BLOCK, dtype=torch.float32))  # fmt: skip
+
+
+_KERNEL = None
+
+
+def _triton_quantize(x: torch.Tensor, weight: bool):
+    """One Triton program per 128x128 tile of x [m, k]: reads it once, writes both layouts and scales."""
+    global _KERNEL
+    if _KERNEL is None:
+        _KERNEL = _build_kernel()
+    m, k = x.shape
+    m128 = _round_up(m, BLOCK)
+    q, qt = x.new_empty(m, k, dtype=FP8), x.new_empty(k, m128, dtype=FP8)
+    if weight:
+        scales = x.new_empty(m // BLOCK, k // BLOCK, dtype=torch.float32)
+        scales_t = x.new_empty(k // BLOCK, m // BLOCK, dtype=torch.float32)
+        row_stride = 0
+    else:
+        scales = x.new_empty(k // BLOCK, _round_up(m, 4), dtype=torch.float32)
+        scales_t = x.new_empty(m128 // BLOCK, k, dtype=torch.float32)
+        row_stride = scales.shape[1]
+    grid = (m128 // BLOCK, k // BLOCK)
+    _KERNEL[grid](x, q, scales, qt, scales_t, m, k, m128, row_stride, BLOCK=BLOCK, WEIGHT=weight, num_warps=8)
+    return q, scales, qt, scales_t
+
+
+def _build_kernel():
+    """The Triton kernel, built at first use (CPU machines have no Triton; the reference runs there)."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def cast_transpose(x_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, k, m128, row_stride,
+                       BLOCK: tl.constexpr, WEIGHT: tl.constexpr):  # fmt: skip
+        tile_m, tile_k = tl.program_id(0), tl.program_id(1)
+        lanes = tl.arange(0, BLOCK)
+        rows, cols = tile_m * BLOCK + lanes, tile_k * BLOCK + lanes
+        inside = rows < m  # tokens past m are the zero padding of x^T
+        x = tl.load(x_ptr + rows[:, None] * k + cols[None, :], mask=inside[:, None], other=0.0).to(tl.float32)
+        magnitude = tl.abs(x)
+        row_amax = tl.maximum(tl.max(magnitude, axis=1), 1e-12)  # a 1x128 group per row
+        col_amax = tl.maximum(tl.max(magnitude, axis=0), 1e-12)  # and per column (x^T's groups)
+        if WEIGHT:  # one amax for the whole 128x128 block, in both layouts
+            row_amax = tl.zeros_like(row_amax) + tl.max(row_amax, axis=0)
+            col_amax = row_amax
+        fp8_max = tl.full([BLOCK], 448.0, tl.float32)
+        # IEEE divisions (Triton's `/` is approximate), so the bytes are the reference's
+        q = (x * tl.div_rn(fp8_max, row_amax)[:, None]).to(tl.float8e4nv)
+        qt = (x * tl.div_rn(fp8_max, col_amax)[None, :]).to(tl.float8e4nv)
+        tl.store(q_ptr + rows[:, None] * k + cols[None, :], q, mask=inside[:, None])
+        tl.store(qt_ptr + cols[:, None] * m128 + rows[None, :], tl.trans(qt))
+        row_scale, col_scale = tl.div_rn(row_amax, fp8_max), tl.div_rn(col_amax, fp8_max)
+        if WEIGHT:  # [n/128, k/128] and its transpose: one value each, from lane 0
+            first = lanes == 0
+            tl.store(s_ptr + tile_m * (k // BLOCK) + tile_k + lanes * 0, row_scale, mask=first)
+            tl.store(st_ptr + tile_k * (m128 // BLOCK) + tile_m + lanes * 0, row_scale, mask=first)
+        else:
+            tl.store(s_ptr + tile_k * row_stride + rows, row_scale, mask=inside)
+            tl.store(st_ptr + tile_m * k + cols, col_scale)
+
+    return cast_transpose
