@@ -31,6 +31,14 @@ import torch.nn.functional as F
 BLOCK = 128
 FP8 = torch.float8_e4m3fn
 FP8_MAX = 448.0
+INV_FP8_MAX = 1.0 / FP8_MAX
+
+
+def _multiplier(amax: torch.Tensor) -> torch.Tensor:
+    """448/amax as two IEEE roundings, reciprocal then product: the same bits on CPU, in torch's CUDA
+    kernels and in the Triton kernel (`448 / t` is exactly this in torch; a scalar divisor is not:
+    CUDA multiplies by its reciprocal, so scales are amax * (1/448) everywhere)."""
+    return torch.reciprocal(amax) * FP8_MAX
 
 
 def per_group(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,8 +46,8 @@ def per_group(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     m, k = x.shape
     groups = x.float().view(m, k // BLOCK, BLOCK)
     amax = groups.abs().amax(dim=2).clamp(min=1e-12)
-    q = (groups * (FP8_MAX / amax).unsqueeze(2)).to(FP8).view(m, k)
-    return q, amax / FP8_MAX
+    q = (groups * _multiplier(amax).unsqueeze(2)).to(FP8).view(m, k)
+    return q, amax * INV_FP8_MAX
 
 
 def per_block(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,8 +55,8 @@ def per_block(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     n, k = x.shape
     blocks = x.float().view(n // BLOCK, BLOCK, k // BLOCK, BLOCK)
     amax = blocks.abs().amax(dim=(1, 3), keepdim=True).clamp(min=1e-12)
-    q = (blocks * (FP8_MAX / amax)).to(FP8).view(n, k)
-    return q, (amax / FP8_MAX).view(n // BLOCK, k // BLOCK)
+    q = (blocks * _multiplier(amax)).to(FP8).view(n, k)
+    return q, (amax * INV_FP8_MAX).view(n // BLOCK, k // BLOCK)
 
 
 def groups_back(q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
@@ -136,7 +144,8 @@ def _triton_quantize(x: torch.Tensor, weight: bool):
         scales_t = x.new_empty(m128 // BLOCK, k, dtype=torch.float32)
         row_stride = scales.shape[1]
     grid = (m128 // BLOCK, k // BLOCK)
-    _KERNEL[grid](x, q, scales, qt, scales_t, m, k, m128, row_stride, BLOCK=BLOCK, WEIGHT=weight, num_warps=8)
+    _KERNEL[grid](x, q, scales, qt, scales_t, m, k, m128, row_stride, BLOCK=BLOCK, WEIGHT=weight,
+            INV_FP8_MAX=INV_FP8_MAX, num_warps=8)  # fmt: skip
     return q, scales, qt, scales_t
 
 
@@ -147,7 +156,7 @@ def _build_kernel():
 
     @triton.jit
     def cast_transpose(x_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, k, m128, row_stride,
-                       BLOCK: tl.constexpr, WEIGHT: tl.constexpr):  # fmt: skip
+                       BLOCK: tl.constexpr, WEIGHT: tl.constexpr, INV_FP8_MAX: tl.constexpr):  # fmt: skip
         tile_m, tile_k = tl.program_id(0), tl.program_id(1)
         lanes = tl.arange(0, BLOCK)
         rows, cols = tile_m * BLOCK + lanes, tile_k * BLOCK + lanes
@@ -159,13 +168,14 @@ def _build_kernel():
         if WEIGHT:  # one amax for the whole 128x128 block, in both layouts
             row_amax = tl.zeros_like(row_amax) + tl.max(row_amax, axis=0)
             col_amax = row_amax
-        fp8_max = tl.full([BLOCK], 448.0, tl.float32)
-        # IEEE divisions (Triton's `/` is approximate), so the bytes are the reference's
-        q = (x * tl.div_rn(fp8_max, row_amax)[:, None]).to(tl.float8e4nv)
-        qt = (x * tl.div_rn(fp8_max, col_amax)[None, :]).to(tl.float8e4nv)
+        # the reference's roundings (_multiplier): an IEEE reciprocal (Triton's `/` is approximate),
+        # times 448; scales amax * (1/448), so the bytes are the reference's
+        one = tl.full([BLOCK], 1.0, tl.float32)
+        q = (x * (tl.div_rn(one, row_amax) * 448.0)[:, None]).to(tl.float8e4nv)
+        qt = (x * (tl.div_rn(one, col_amax) * 448.0)[None, :]).to(tl.float8e4nv)
         tl.store(q_ptr + rows[:, None] * k + cols[None, :], q, mask=inside[:, None])
         tl.store(qt_ptr + cols[:, None] * m128 + rows[None, :], tl.trans(qt))
-        row_scale, col_scale = tl.div_rn(row_amax, fp8_max), tl.div_rn(col_amax, fp8_max)
+        row_scale, col_scale = row_amax * INV_FP8_MAX, col_amax * INV_FP8_MAX
         if WEIGHT:  # [n/128, k/128] and its transpose: one value each, from lane 0
             first = lanes == 0
             tl.store(s_ptr + tile_m * (k // BLOCK) + tile_k + lanes * 0, row_scale, mask=first)
