@@ -20,8 +20,8 @@ from harness.eval.procs import child_pids, pass_interrupt
 from harness.pipeline import suite_args
 from harness.preflight import preflight
 from harness.runlock import folder_lock
-from harness.signals import relay_stop_requests
-from harness.store import RunDir, atomic_write_text
+from harness.signals import INTERRUPT_FLAG, relay_stop_requests
+from harness.store import atomic_write_text
 from harness.suite import RunSpec, load_suite, plan
 
 
@@ -57,7 +57,7 @@ def torchrun_command(
 STOPPED_ELSEWHERE = "stopped by SIGUSR1 after a step, its checkpoint written; run the same command again to resume"
 
 
-def run_torchrun(cmd: list[str]) -> tuple[int, bool]:
+def run_torchrun(cmd: list[str], run_path: Path) -> tuple[int, bool]:
     """Run one torchrun agent to its end; returns its exit code and whether a stop was requested.
 
     SIGUSR1 to this process goes straight to the ranks (the agent's children; the agent ignores it),
@@ -65,14 +65,23 @@ def run_torchrun(cmd: list[str]) -> tuple[int, bool]:
     agent once (it runs in a session of its own, so a terminal's Ctrl-C does not reach it twice),
     which hands it to the ranks (they record the run as interrupted) and is waited for: killing it
     would leave them training.
+
+    Before the signal goes on, INTERRUPT_FLAG is written in `run_path`: a rank whose collective fails
+    because a peer left on its signal, before its own is handled, records the run interrupted rather
+    than failed (harness/train/trainer.py, record_end). The flag is removed when the agent has ended.
     """
+    flag = run_path / INTERRUPT_FLAG
+    flag.unlink(missing_ok=True)  # left behind by a launch that was killed
     agent = subprocess.Popen(cmd, start_new_session=True)
     try:
         with relay_stop_requests(lambda: child_pids(agent.pid)) as relay:
             code = agent.wait()
     except KeyboardInterrupt as exc:
+        flag.touch()  # before the signal goes on, so before any rank can see a peer leave
         pass_interrupt([agent], exc)
         raise
+    finally:
+        flag.unlink(missing_ok=True)
     return code, relay.requested
 
 
@@ -165,10 +174,9 @@ def configure_launch(parser: argparse.ArgumentParser):
             print(shlex.join(cmd), file=sys.stderr)
             if args.dry_run:
                 return
-            prepare_run_dir(suite_dir, spec)
-            code, stop_requested = run_torchrun(cmd)
+            run_dir = prepare_run_dir(suite_dir, spec)
+            code, stop_requested = run_torchrun(cmd, run_dir.path)
             if code != 0:
-                run_dir = RunDir(suite_dir / spec.run_id)
                 manifest = run_dir.read_manifest() if run_dir.manifest.is_file() else {}
                 status, reason = manifest.get("status"), manifest.get("reason") or ""
                 if (

@@ -9,10 +9,13 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from harness.errors import Terminated
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+# In a run folder while `harness launch` stops torchrun's ranks after a Ctrl-C or SIGTERM.
+INTERRUPT_FLAG = "interrupt-requested"
 
 
 @contextlib.contextmanager
@@ -89,3 +92,12 @@ def relay_stop_requests(targets: Callable[[], Iterable[int]]):
 
     with handling([signal.SIGUSR1], hand_on):
         yield relay
+
+
+def interrupt_requested(run_path: Path) -> bool:
+    """Whether `harness launch` is stopping this run's ranks after a Ctrl-C or SIGTERM.
+
+    Launch writes INTERRUPT_FLAG before it hands the signal on, so the flag is there before any rank
+    can see a peer leave; a rank whose own signal comes later still knows why its collective failed.
+    """
+    return (run_path / INTERRUPT_FLAG).exists()

@@ -20,7 +20,7 @@ import torch
 
 from harness.errors import InvalidInput, RunFailed, Stopped
 from harness.preflight import check_seq_len
-from harness.signals import handling, interrupts_once, signals_held
+from harness.signals import handling, interrupt_requested, interrupts_once, signals_held
 from harness.store import RunDir
 from harness.telemetry import Telemetry, flops_per_token
 from harness.telemetry.kernels import StepProfiler, profiled_steps
@@ -157,10 +157,14 @@ INTERRUPTED = "interrupted by the user"
 def record_end(telemetry, status: str, reason: str) -> None:
     """Record how the run ended, with Ctrl-C and SIGTERM held off so nothing cuts it short.
 
-    An interrupt can still land just before they are held: under torchrun a Ctrl-C ends a peer rank
-    first, this rank's collective fails, and its own SIGINT is handled only as it starts to record
-    that failure. The run then ended because of the interrupt, and is recorded as interrupted.
+    Under torchrun a Ctrl-C can end a peer rank first, so this rank's collective fails before its own
+    SIGINT is handled. That signal may land as the recording starts (caught below), or only once
+    signals are held (dropped) or after the failure is recorded. The run ended because of the
+    interrupt either way: `harness launch` flags the stop before it hands the signal on, so a failure
+    recorded while that flag is there is recorded as an interruption.
     """
+    if status == "failed" and interrupt_requested(telemetry.run_dir.path):
+        status, reason = "interrupted", INTERRUPTED
     try:
         with signals_held():
             telemetry.finish(status, reason)

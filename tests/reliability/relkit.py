@@ -75,10 +75,12 @@ def write_corpus(path: Path, docs: int = 60) -> Path:
 
 
 class Child:
-    """`python -m harness.cli ARGS` in its own session, optionally pausing itself at HARNESS_TEST_PAUSE."""
+    """`python -m harness.cli ARGS` in its own session, optionally pausing itself at HARNESS_TEST_PAUSE;
+    `env` adds environment variables (e.g. the hooks' HARNESS_TEST_LATE_INTERRUPT)."""
 
-    def __init__(self, args: list[str], log: Path, pause: str | None = None):
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HOOKS), os.environ.get("PYTHONPATH")]))}
+    def __init__(self, args: list[str], log: Path, pause: str | None = None, env: dict[str, str] | None = None):
+        path = os.pathsep.join(filter(None, [str(HOOKS), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path, **(env or {})}
         env.pop("HARNESS_TEST_PAUSE", None)
         if pause:
             env["HARNESS_TEST_PAUSE"] = pause

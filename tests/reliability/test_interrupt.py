@@ -20,6 +20,8 @@ from torch.distributed.checkpoint.api import CheckpointException
 
 from harness.errors import Terminated
 from harness.eval.procs import group_alive
+from harness.launch import run_torchrun
+from harness.signals import INTERRUPT_FLAG
 from harness.store import RunDir
 from harness.train import checkpoint
 
@@ -67,6 +69,61 @@ def test_ctrl_c_during_harness_launch_stops_torchruns_ranks_and_leaves_none_trai
         assert [pid for pid in tree if alive(pid)] == []  # no rank left training
     finally:
         kill_leftovers(tree)
+
+
+def test_ctrl_c_during_harness_launch_is_recorded_as_interrupted_when_rank_0_sees_its_peer_leave_first(
+    tmp_path, corpus
+):
+    # The ordering that made the test above flaky under load: the peer rank handles its SIGINT and
+    # leaves, rank 0's next collective fails ("Connection closed by peer"), and rank 0's own SIGINT
+    # comes only once it holds signals to record that failure. The hooks keep rank 0's signals
+    # blocked (pending, then dropped), so the order is forced, not left to the scheduler. No checkpoint
+    # comes near: inside one, DCP would hand the peer's interrupt to rank 0 as an interrupt.
+    suite = write_suite(tmp_path, corpus, steps=400, replace=[("checkpoint_every = 3", "checkpoint_every = 100")])
+    argv = ["launch", str(suite), "--nproc-per-node", "2", "--runs-dir", str(tmp_path / "runs"),
+            "--report-dir", str(tmp_path / "report"), "--skip-eval"]  # fmt: skip
+    child = Child(argv, tmp_path / "child.log", pause="metrics:2", env={"HARNESS_TEST_LATE_INTERRUPT": "0"})
+    rank0 = wait_tree_paused(child)
+    tree = process_tree(child.proc.pid)
+    try:
+        os.killpg(child.proc.pid, signal.SIGINT)
+        os.kill(rank0, signal.SIGCONT)
+        assert child.proc.wait(timeout=180) == 130
+        log = child.log.read_text()
+        assert "harness launch: interrupted" in log, log[-3000:]
+        assert "[rank0]: Traceback" in log, log[-3000:]  # rank 0 ended on its failed collective, not its signal
+        run_dir = RunDir(tmp_path / "runs" / "rel" / "cpt-bf16-s0")
+        manifest = run_dir.read_manifest()
+        assert manifest["status"] == "interrupted", (manifest, log[-3000:])
+        assert manifest["reason"] == "interrupted by the user"
+        assert not (run_dir.path / INTERRUPT_FLAG).exists()  # gone with the agent: a later run's failure is a failure
+        assert [pid for pid in tree if alive(pid)] == []
+    finally:
+        kill_leftovers(tree)
+
+
+FAKE_AGENT = """
+import os, pathlib, signal, sys
+flag, seen = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+seen.write_text(f"at start {flag.exists()}")
+
+def stop(signum, frame):
+    seen.write_text(f"{seen.read_text()}, at the signal {flag.exists()}")
+    sys.exit(130)
+
+signal.signal(signal.SIGINT, stop)
+os.kill(os.getppid(), signal.SIGINT)  # the Ctrl-C that reaches harness launch
+signal.pause()
+"""
+
+
+def test_harness_launch_flags_the_interrupt_in_the_run_folder_before_torchruns_agent_receives_it(tmp_path):
+    flag, seen = tmp_path / INTERRUPT_FLAG, tmp_path / "seen.txt"
+    flag.touch()  # left behind by a launch that was killed
+    with pytest.raises(KeyboardInterrupt):
+        run_torchrun([sys.executable, "-c", FAKE_AGENT, str(flag), str(seen)], tmp_path)
+    assert seen.read_text() == "at start False, at the signal True"
+    assert not flag.exists()
 
 
 def test_sigterm_to_harness_train_unwinds_like_ctrl_c_and_exits_143(tmp_path, corpus):

@@ -6,12 +6,20 @@ test can SIGKILL it there deterministically (no timing races):
     checkpoint:N  after checkpoints/step-N.tmp/state.pt is written, before the rename
     eval:N        right after the N-th generated sample is appended to generations.jsonl
     server-stop:N as the N-th stop of a vLLM server begins (inside the part no signal may cut short)
+
+HARNESS_TEST_LATE_INTERRUPT=R makes torchrun's rank R block SIGINT and SIGTERM from start-up, so its
+own stop signal stays pending (and is dropped once it holds signals to record how the run ended):
+the ordering in which a peer rank leaves first and this rank's signal arrives too late.
 """
 
 import os
 import signal
 
 _PAUSE = os.environ.get("HARNESS_TEST_PAUSE", "")
+
+_LATE = os.environ.get("HARNESS_TEST_LATE_INTERRUPT")
+if _LATE and os.environ.get("RANK") == _LATE:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def _stop() -> None:
