@@ -8,7 +8,7 @@ gradients dy in 1x128 groups, both layouts; their weights in 128x128 blocks, bot
   - exact: the Triton kernel's bytes and scales against the reference (blockquant.py's torch code),
     at the given tokens and at tokens - 37 (not a multiple of 128: the zero padding of x^T); a
     kernel that differs in one byte is reported, with how many
-  - time: the Triton kernel, and the reference compiled by Inductor (the recipe's quantisation
+  - time: the Triton kernel (the configuration its autotuner picked for the shape, printed), and the reference compiled by Inductor (the recipe's quantisation
     before the kernel), CUDA events over --iters calls; GB/s counts the bytes the kernel must move
     (input read once, both FP8 layouts and the scales written)
 
@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
               f"triton {row['triton']['ms']:6.3f} ms {row['triton']['gb_per_s']:5.0f} GB/s  "
               f"inductor {row['inductor']['ms']:6.3f} ms  differing {diffs}")  # fmt: skip
     result["exact"] = exact
+    # the tiles per program and warps the autotuner chose, per (k, weight?, dtypes)
+    result["configs"] = {str(key): str(config) for key, config in blockquant._KERNEL.cache.items()}
+    print("\n".join(f"config {key}: {config}" for key, config in result["configs"].items()))
     print("kernel == reference, byte for byte" if exact else "KERNEL DIFFERS FROM THE REFERENCE")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))

@@ -143,9 +143,13 @@ def _triton_quantize(x: torch.Tensor, weight: bool):
         scales = x.new_empty(k // BLOCK, _round_up(m, 4), dtype=torch.float32)
         scales_t = x.new_empty(m128 // BLOCK, k, dtype=torch.float32)
         row_stride = scales.shape[1]
-    grid = (m128 // BLOCK, k // BLOCK)
+    k_tiles = k // BLOCK
+
+    def grid(config):
+        return m128 // BLOCK, -(-k_tiles // config["K_TILES"])
+
     _KERNEL[grid](x, q, scales, qt, scales_t, m, k, m128, row_stride, BLOCK=BLOCK, WEIGHT=weight,
-            INV_FP8_MAX=INV_FP8_MAX, num_warps=8)  # fmt: skip
+                  INV_FP8_MAX=INV_FP8_MAX)  # fmt: skip
     return q, scales, qt, scales_t
 
 
@@ -154,34 +158,46 @@ def _build_kernel():
     import triton
     import triton.language as tl
 
+    # A program takes K_TILES tiles along k, one after another (the loop lets Triton load the next
+    # tile while this one is cast); which tiles per program and warps suit a shape is measured at
+    # its first call (the configs' speeds: benchmarks/blockquant.py; the kernel's bytes do not depend on it).
+    configs = [triton.Config({"K_TILES": 1}, num_warps=w) for w in (4, 8, 16)]
+    configs += [triton.Config({"K_TILES": t}, num_warps=w, num_stages=2) for t in (2, 4) for w in (4, 8)]
+
+    @triton.autotune(configs=configs, key=["k", "WEIGHT"])
     @triton.jit
-    def cast_transpose(x_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, k, m128, row_stride,
-                       BLOCK: tl.constexpr, WEIGHT: tl.constexpr, INV_FP8_MAX: tl.constexpr):  # fmt: skip
-        tile_m, tile_k = tl.program_id(0), tl.program_id(1)
+    def cast_transpose(x_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, k, m128, row_stride, BLOCK: tl.constexpr,
+                       WEIGHT: tl.constexpr, INV_FP8_MAX: tl.constexpr, K_TILES: tl.constexpr):  # fmt: skip
+        tile_m = tl.program_id(0)
         lanes = tl.arange(0, BLOCK)
-        rows, cols = tile_m * BLOCK + lanes, tile_k * BLOCK + lanes
+        rows = tile_m * BLOCK + lanes
         inside = rows < m  # tokens past m are the zero padding of x^T
-        x = tl.load(x_ptr + rows[:, None] * k + cols[None, :], mask=inside[:, None], other=0.0).to(tl.float32)
-        magnitude = tl.abs(x)
-        row_amax = tl.maximum(tl.max(magnitude, axis=1), 1e-12)  # a 1x128 group per row
-        col_amax = tl.maximum(tl.max(magnitude, axis=0), 1e-12)  # and per column (x^T's groups)
-        if WEIGHT:  # one amax for the whole 128x128 block, in both layouts
-            row_amax = tl.zeros_like(row_amax) + tl.max(row_amax, axis=0)
-            col_amax = row_amax
-        # the reference's roundings (_multiplier): an IEEE reciprocal (Triton's `/` is approximate),
-        # times 448; scales amax * (1/448), so the bytes are the reference's
-        one = tl.full([BLOCK], 1.0, tl.float32)
-        q = (x * (tl.div_rn(one, row_amax) * 448.0)[:, None]).to(tl.float8e4nv)
-        qt = (x * (tl.div_rn(one, col_amax) * 448.0)[None, :]).to(tl.float8e4nv)
-        tl.store(q_ptr + rows[:, None] * k + cols[None, :], q, mask=inside[:, None])
-        tl.store(qt_ptr + cols[:, None] * m128 + rows[None, :], tl.trans(qt))
-        row_scale, col_scale = row_amax * INV_FP8_MAX, col_amax * INV_FP8_MAX
-        if WEIGHT:  # [n/128, k/128] and its transpose: one value each, from lane 0
-            first = lanes == 0
-            tl.store(s_ptr + tile_m * (k // BLOCK) + tile_k + lanes * 0, row_scale, mask=first)
-            tl.store(st_ptr + tile_k * (m128 // BLOCK) + tile_m + lanes * 0, row_scale, mask=first)
-        else:
-            tl.store(s_ptr + tile_k * row_stride + rows, row_scale, mask=inside)
-            tl.store(st_ptr + tile_m * k + cols, col_scale)
+        for step in tl.range(0, K_TILES):
+            tile_k = tl.program_id(1) * K_TILES + step
+            cols = tile_k * BLOCK + lanes
+            real = cols < k  # the last program's tiles past k (k/128 not a multiple of K_TILES)
+            x = tl.load(x_ptr + rows[:, None] * k + cols[None, :], mask=inside[:, None] & real[None, :], other=0.0)
+            x = x.to(tl.float32)
+            magnitude = tl.abs(x)
+            row_amax = tl.maximum(tl.max(magnitude, axis=1), 1e-12)  # a 1x128 group per row
+            col_amax = tl.maximum(tl.max(magnitude, axis=0), 1e-12)  # and per column (x^T's groups)
+            if WEIGHT:  # one amax for the whole 128x128 block, in both layouts
+                row_amax = tl.zeros_like(row_amax) + tl.max(row_amax, axis=0)
+                col_amax = row_amax
+            # the reference's roundings (_multiplier): an IEEE reciprocal (Triton's `/` is approximate),
+            # times 448; scales amax * (1/448), so the bytes are the reference's
+            one = tl.full([BLOCK], 1.0, tl.float32)
+            q = (x * (tl.div_rn(one, row_amax) * 448.0)[:, None]).to(tl.float8e4nv)
+            qt = (x * (tl.div_rn(one, col_amax) * 448.0)[None, :]).to(tl.float8e4nv)
+            tl.store(q_ptr + rows[:, None] * k + cols[None, :], q, mask=inside[:, None] & real[None, :])
+            tl.store(qt_ptr + cols[:, None] * m128 + rows[None, :], tl.trans(qt), mask=real[:, None])
+            row_scale, col_scale = row_amax * INV_FP8_MAX, col_amax * INV_FP8_MAX
+            if WEIGHT:  # [n/128, k/128] and its transpose: one value each, from lane 0
+                first = (lanes == 0) & (tile_k < k // BLOCK)
+                tl.store(s_ptr + tile_m * (k // BLOCK) + tile_k + lanes * 0, row_scale, mask=first)
+                tl.store(st_ptr + tile_k * (m128 // BLOCK) + tile_m + lanes * 0, row_scale, mask=first)
+            else:
+                tl.store(s_ptr + tile_k * row_stride + rows, row_scale, mask=inside & (tile_k < k // BLOCK))
+                tl.store(st_ptr + tile_m * k + cols, col_scale, mask=real)
 
     return cast_transpose
