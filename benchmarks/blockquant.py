@@ -6,11 +6,15 @@ For every tensor a 7B decoder layer quantises in a training step (the linears' i
 gradients dy in 1x128 groups, both layouts; their weights in 128x128 blocks, both layouts):
 
   - exact: the Triton kernel's bytes and scales against the reference (blockquant.py's torch code),
-    at the given tokens and at tokens - 37 (not a multiple of 128: the zero padding of x^T); a
-    kernel that differs in one byte is reported, with how many
-  - time: the Triton kernel (the configuration its autotuner picked for the shape, printed), and the reference compiled by Inductor (the recipe's quantisation
-    before the kernel), CUDA events over --iters calls; GB/s counts the bytes the kernel must move
-    (input read once, both FP8 layouts and the scales written)
+    under every configuration its autotuner may pick, at training's magnitudes (weights N(0, 0.02),
+    activations N(0, 1), gradients N(0, 1e-3)) and with columns spread over four decades, at the
+    given tokens and at tokens - 37 (not a multiple of 128: the zero padding of x^T); a kernel that
+    differs in one byte is reported, with how many. (Spread columns alone once passed a kernel
+    whose W^T bytes were wrong for FP32 weights of training's size: both inputs are checked.)
+  - time: the Triton kernel (the configuration its autotuner picked for the shape, printed), and
+    the reference compiled by Inductor (the recipe's quantisation before the kernel), CUDA events
+    over --iters calls; GB/s counts the bytes the kernel must move (input read once, both FP8
+    layouts and the scales written)
 
 Needs a CUDA GPU with Triton; figures belong in docs/PERFORMANCE.md with the machine named.
 """
@@ -31,15 +35,15 @@ from harness.train.precision import blockquant
 HIDDEN, FFN, KV = 3584, 18944, 512
 
 
-def tensors(tokens: int) -> list[tuple[str, int, int, torch.dtype, bool]]:
-    """(name, rows, cols, dtype, weight?) of each distinct quantisation in one 7B layer's step."""
+def tensors(tokens: int) -> list[tuple[str, int, int, torch.dtype, bool, float]]:
+    """(name, rows, cols, dtype, weight?, typical size) of each distinct quantisation in one 7B layer's step."""
     f32, bf16 = torch.float32, torch.bfloat16
     return [
-        ("x qkv (fp32)", tokens, HIDDEN, f32, False), ("x o / dy o", tokens, HIDDEN, bf16, False),
-        ("x down", tokens, FFN, bf16, False), ("dy k, v", tokens, KV, bf16, False),
-        ("dy gate, up", tokens, FFN, bf16, False),
-        ("W q, o", HIDDEN, HIDDEN, f32, True), ("W k, v", KV, HIDDEN, f32, True),
-        ("W gate, up", FFN, HIDDEN, f32, True), ("W down", HIDDEN, FFN, f32, True),
+        ("x qkv (fp32)", tokens, HIDDEN, f32, False, 1.0), ("x o / dy o", tokens, HIDDEN, bf16, False, 1.0),
+        ("x down", tokens, FFN, bf16, False, 1.0), ("dy k, v", tokens, KV, bf16, False, 1e-3),
+        ("dy gate, up", tokens, FFN, bf16, False, 1e-3),
+        ("W q, o", HIDDEN, HIDDEN, f32, True, 0.02), ("W k, v", KV, HIDDEN, f32, True, 0.02),
+        ("W gate, up", FFN, HIDDEN, f32, True, 0.02), ("W down", HIDDEN, FFN, f32, True, 0.02),
     ]  # fmt: skip
 
 
@@ -47,17 +51,25 @@ def _reference(x: torch.Tensor, weight: bool):
     return blockquant._blocks_reference(x) if weight else blockquant._rows_cols_reference(x)
 
 
-def differences(x: torch.Tensor, weight: bool) -> dict:
-    """How many FP8 bytes and scales of the kernel's four outputs differ from the reference's."""
-    got, want = blockquant._triton_quantize(x, weight), _reference(x, weight)
-    if not weight:  # the row scales' columns past m are TMA padding, never read
-        got, want = list(got), list(want)
-        got[1], want[1] = got[1][:, : x.shape[0]], want[1][:, : x.shape[0]]
-    out = {}
-    for name, a, b in zip(("q", "scales", "q_t", "scales_t"), got, want, strict=True):
+def _differing(got, want, rows: int, weight: bool) -> list[int]:
+    """Differing FP8 bytes / scales in (q, scales, q_t, scales_t); row scales' columns past m are TMA padding."""
+    counts = []
+    for i, (a, b) in enumerate(zip(got, want, strict=True)):
+        if i == 1 and not weight:
+            a, b = a[:, :rows], b[:, :rows]
         if a.dtype == blockquant.FP8:
             a, b = a.view(torch.uint8), b.view(torch.uint8)
-        out[name] = int((a != b).sum()) if a.shape == b.shape else f"shape {tuple(a.shape)} vs {tuple(b.shape)}"
+        counts.append(int((a != b).sum()) if a.shape == b.shape else -1)  # -1: shapes differ
+    return counts
+
+
+def differences(x: torch.Tensor, weight: bool) -> dict:
+    """{configuration: [differing q, scales, q_t, scales_t]} for the autotuned kernel and every configuration."""
+    want = _reference(x, weight)
+    out = {"autotuned": _differing(blockquant._triton_quantize(x, weight), want, x.shape[0], weight)}
+    for config in blockquant.kernel_configs():
+        label = f"K_TILES {config.kwargs['K_TILES']} warps {config.num_warps} stages {config.num_stages}"
+        out[label] = _differing(blockquant._triton_quantize(x, weight, config), want, x.shape[0], weight)
     return out
 
 
@@ -92,15 +104,16 @@ def timings(x: torch.Tensor, weight: bool, iters: int) -> dict:
 
 def measure(tokens: int, iters: int) -> dict:
     rows = []
-    for name, m, k, dtype, weight in tensors(tokens):
-        x = torch.randn(m, k, device="cuda", dtype=dtype) * torch.logspace(-2, 2, k, device="cuda", dtype=dtype)
+    for name, m, k, dtype, weight, size in tensors(tokens):
+        x = (torch.randn(m, k, device="cuda") * size).to(dtype)
+        spread = (torch.randn(m, k, device="cuda") * torch.logspace(-2, 2, k, device="cuda")).to(dtype)
         row = {"tensor": name, "rows": m, "cols": k, "dtype": str(dtype).removeprefix("torch."),
-               "differing": differences(x, weight)}  # fmt: skip
+               "differing": {"training size": differences(x, weight), "spread": differences(spread, weight)}}  # fmt: skip
         if not weight:
-            row["differing_unaligned"] = differences(x[: m - 37].contiguous(), weight)
+            row["differing"]["unaligned"] = differences(x[: m - 37].contiguous(), weight)
         row.update(timings(x, weight, iters))
         rows.append(row)
-        del x
+        del x, spread
         torch.cuda.empty_cache()
     return {"tokens": tokens, "rows": rows}
 
@@ -117,11 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, **measure(args.tokens, args.iters)}
     exact = True
     for row in result["rows"]:
-        diffs = [row["differing"], row.get("differing_unaligned", {})]
-        exact &= all(v == 0 for d in diffs for v in d.values())
+        wrong = {f"{case}, {config}": counts for case, configs in row["differing"].items()
+                 for config, counts in configs.items() if any(counts)}  # fmt: skip
+        exact &= not wrong
         print(f"{row['tensor']:14s} {row['rows']:6d} x {row['cols']:5d} {row['dtype']:8s}  "
               f"triton {row['triton']['ms']:6.3f} ms {row['triton']['gb_per_s']:5.0f} GB/s  "
-              f"inductor {row['inductor']['ms']:6.3f} ms  differing {diffs}")  # fmt: skip
+              f"inductor {row['inductor']['ms']:6.3f} ms  "
+              + (f"DIFFERS (q, scales, q_t, scales_t): {wrong}" if wrong else "exact in every configuration"))  # fmt: skip
     result["exact"] = exact
     # the tiles per program and warps the autotuner chose, per (k, weight?, dtypes)
     result["configs"] = {str(key): str(config) for key, config in blockquant._KERNEL.cache.items()}

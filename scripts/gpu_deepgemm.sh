@@ -55,8 +55,10 @@ except Exception as exc:  # noqa: BLE001 - reported, then the exact comparison a
     te = None
 
 def rel_diff(a, b):
+    """DeepGEMM's calc_diff; infinite where either side holds a NaN or inf (a NaN compares below every bar)."""
     a, b = a.detach().double(), b.detach().double()
-    return float(1 - 2 * (a * b).sum() / ((a * a).sum() + (b * b).sum()))
+    d = float(1 - 2 * (a * b).sum() / ((a * a).sum() + (b * b).sum()))
+    return d if d == d and d != float("inf") else float("inf")
 
 def run(layer, x, g, autocast=None):
     """Output, input gradient and weight gradient of layer on x (BF16 input under autocast), upstream gradient g."""

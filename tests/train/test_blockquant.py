@@ -4,6 +4,7 @@ in the shapes and scale layouts DeepGEMM reads."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from harness.train.precision import blockquant as bq
@@ -50,3 +51,10 @@ def test_a_single_block_comes_out_in_new_tensors_not_aliases():
     # whose transpose `.contiguous()` would hand back as the same tensor
     q, scales, qt, scales_t = bq.quantize_blocks(torch.randn(128, 128))
     assert scales.data_ptr() != scales_t.data_ptr() and q.data_ptr() != qt.data_ptr()
+
+
+def test_shapes_the_128_wide_tiles_cannot_cover_are_refused_not_written_past():
+    with pytest.raises(ValueError, match=r"dims \(0, 1\) multiples of 128; got \(300, 256\)"):
+        bq.quantize_blocks(torch.randn(300, 256))
+    with pytest.raises(ValueError, match=r"dims \(1,\) multiples of 128; got \(256, 200\)"):
+        bq.quantize_rows_cols(torch.randn(256, 200))

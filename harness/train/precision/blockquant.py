@@ -93,9 +93,18 @@ def _blocks_reference(w: torch.Tensor):
     return q, scales, _transposed(q), _transposed(scales)
 
 
+def _check_multiple(t: torch.Tensor, dims: tuple[int, ...]) -> None:
+    """The kernel's tiles are 128 wide: anything else would write past the outputs (the recipe converts only such linears)."""
+    if t.dim() != 2 or any(t.shape[d] % BLOCK for d in dims):
+        raise ValueError(
+            f"block quantisation needs a 2-D tensor with dims {dims} multiples of {BLOCK}; got {tuple(t.shape)}"
+        )
+
+
 @torch.library.custom_op("harness::fp8_quant_rows_cols", mutates_args=())
 def quantize_rows_cols(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """x [m, k] (k a multiple of 128): (q [m, k], row scales [k/128, m4], x^T q [k, m128], col scales [m128/128, k])."""
+    _check_multiple(x, dims=(1,))
     if x.is_cuda:
         return _triton_quantize(x.contiguous(), weight=False)
     return _rows_cols_reference(x.contiguous())
@@ -112,6 +121,7 @@ def _(x):
 @torch.library.custom_op("harness::fp8_quant_blocks", mutates_args=())
 def quantize_blocks(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """w [n, k] (multiples of 128): (q [n, k], scales [n/128, k/128], W^T q [k, n], its scales [k/128, n/128])."""
+    _check_multiple(w, dims=(0, 1))
     if w.is_cuda:
         return _triton_quantize(w.contiguous(), weight=True)
     return _blocks_reference(w.contiguous())
@@ -127,8 +137,9 @@ def _(w):
 _KERNEL = None
 
 
-def _triton_quantize(x: torch.Tensor, weight: bool):
-    """One Triton program per 128x128 tile of x [m, k]: reads it once, writes both layouts and scales."""
+def _triton_quantize(x: torch.Tensor, weight: bool, config=None):
+    """One Triton program per 128x128 tile of x [m, k] (or per K_TILES of them along k): reads each
+    once, writes both layouts and scales. `config` (one of `kernel_configs()`) skips the autotuner."""
     global _KERNEL
     if _KERNEL is None:
         _KERNEL = _build_kernel()
@@ -143,14 +154,22 @@ def _triton_quantize(x: torch.Tensor, weight: bool):
         scales = x.new_empty(k // BLOCK, _round_up(m, 4), dtype=torch.float32)
         scales_t = x.new_empty(m128 // BLOCK, k, dtype=torch.float32)
         row_stride = scales.shape[1]
-    k_tiles = k // BLOCK
-
-    def grid(config):
-        return m128 // BLOCK, -(-k_tiles // config["K_TILES"])
-
-    _KERNEL[grid](x, q, scales, qt, scales_t, m, k, m128, row_stride, BLOCK=BLOCK, WEIGHT=weight,
-                  INV_FP8_MAX=INV_FP8_MAX)  # fmt: skip
+    args = (x, q, scales, qt, scales_t, m, k, m128, row_stride)
+    constants = {"BLOCK": BLOCK, "WEIGHT": weight, "INV_FP8_MAX": INV_FP8_MAX}
+    if config is None:
+        _KERNEL[lambda meta: (m128 // BLOCK, -(-(k // BLOCK) // meta["K_TILES"]))](*args, **constants)
+    else:
+        grid = (m128 // BLOCK, -(-(k // BLOCK) // config.kwargs["K_TILES"]))
+        _KERNEL.fn[grid](*args, **constants, **config.all_kwargs())
     return q, scales, qt, scales_t
+
+
+def kernel_configs() -> list:
+    """The configurations the autotuner chooses among (benchmarks/blockquant.py checks every one)."""
+    global _KERNEL
+    if _KERNEL is None:
+        _KERNEL = _build_kernel()
+    return list(_KERNEL.configs)
 
 
 def _build_kernel():
@@ -181,11 +200,14 @@ def _build_kernel():
             magnitude = tl.abs(x)
             row_amax = tl.maximum(tl.max(magnitude, axis=1), 1e-12)  # a 1x128 group per row
             col_amax = tl.maximum(tl.max(magnitude, axis=0), 1e-12)  # and per column (x^T's groups)
-            if WEIGHT:  # one amax for the whole 128x128 block, in both layouts
+            if WEIGHT:  # one amax for the whole 128x128 block, as a vector along each axis
                 row_amax = tl.zeros_like(row_amax) + tl.max(row_amax, axis=0)
-                col_amax = row_amax
+                col_amax = tl.zeros_like(col_amax) + tl.max(col_amax, axis=0)
             # the reference's roundings (_multiplier): an IEEE reciprocal (Triton's `/` is approximate),
-            # times 448; scales amax * (1/448), so the bytes are the reference's
+            # times 448; scales amax * (1/448), so the bytes are the reference's. x^T's bytes come from
+            # the column vector (in weight mode too: transposing the row-scaled tile, or broadcasting
+            # the row vector along the columns, gave wrong bytes for FP32 input on the H200 with
+            # Triton 3.6 and NaN input gradients; benchmarks/blockquant.py checks small FP32 weights).
             one = tl.full([BLOCK], 1.0, tl.float32)
             q = (x * (tl.div_rn(one, row_amax) * 448.0)[:, None]).to(tl.float8e4nv)
             qt = (x * (tl.div_rn(one, col_amax) * 448.0)[None, :]).to(tl.float8e4nv)
