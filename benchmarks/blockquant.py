@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.gemms import time_ms  # CUDA events over back-to-back calls, after 3 warm-up calls
 from harness.train.precision import blockquant
 
 # (what, rows, cols, dtype) at `tokens` tokens: the q/k/v input is the RMSNorm's FP32 output under
@@ -71,19 +72,6 @@ def differences(x: torch.Tensor, weight: bool) -> dict:
         label = f"K_TILES {config.kwargs['K_TILES']} warps {config.num_warps} stages {config.num_stages}"
         out[label] = _differing(blockquant._triton_quantize(x, weight, config), want, x.shape[0], weight)
     return out
-
-
-def time_ms(fn, iters: int) -> float:
-    for _ in range(3):
-        fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters
 
 
 def moved_bytes(rows: int, cols: int, dtype: torch.dtype) -> int:
