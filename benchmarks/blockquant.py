@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.gemms import time_ms  # CUDA events over back-to-back calls, after 3 warm-up calls
 from harness.train.precision import blockquant
 
 # (what, rows, cols, dtype) at `tokens` tokens: the q/k/v input is the RMSNorm's FP32 output under
@@ -81,6 +80,9 @@ def moved_bytes(rows: int, cols: int, dtype: torch.dtype) -> int:
 
 def timings(x: torch.Tensor, weight: bool, iters: int) -> dict:
     """The Triton kernel and the Inductor-compiled reference on x: ms per call and GB/s moved."""
+    # Imported here, as benchmarks.kernels imports benchmarks.cases: the tests load this file on its own.
+    from benchmarks.gemms import time_ms  # CUDA events over back-to-back calls, after 3 warm-up calls
+
     compiled = torch.compile(lambda t: _reference(t, weight))
     gb = moved_bytes(*x.shape, x.dtype) / 1e9
     out = {}
