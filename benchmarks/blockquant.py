@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
               + (f"DIFFERS (q, scales, q_t, scales_t): {wrong}" if wrong else "exact in every configuration"))  # fmt: skip
     result["exact"] = exact
     # the tiles per program and warps the autotuner chose, per (k, weight?, dtypes)
-    result["configs"] = {str(key): str(config) for key, config in blockquant._KERNEL.cache.items()}
+    result["configs"] = {str(key): str(config) for key, config in blockquant._kernel().cache.items()}
     print("\n".join(f"config {key}: {config}" for key, config in result["configs"].items()))
     print("kernel == reference, byte for byte" if exact else "KERNEL DIFFERS FROM THE REFERENCE")
     if args.out:

@@ -20,10 +20,6 @@ mkdir -p "$out"
   || { cat "$out/deepgemm-install.log"; exit 1; }
 source /tmp/DG/env.sh
 export PYTHONPATH=/tmp/site:$PYTHONPATH:$PWD PYTHONUNBUFFERED=1 HARNESS_CACHE=/tmp/harness-cache
-if [ -n "${STAGE_PART:-}" ] && [ -d ".stage-vllm/$STAGE_PART/wheels" ] && [ ! -f /tmp/site/.wheels-installed ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
-    ".stage-vllm/$STAGE_PART"/wheels/*.whl > "$out/wheels.log" 2>&1 && touch /tmp/site/.wheels-installed
-fi
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; nvcc --version | tail -2; cat /tmp/DG/REVISION
   python3 -c "import torch; print('torch', torch.__version__)"; } > "$out/env.txt" 2>&1
 phase=${1:?phase: bench, numerics, step or warm}

@@ -93,6 +93,20 @@ def _blocks_reference(w: torch.Tensor):
     return q, scales, _transposed(q), _transposed(scales)
 
 
+def _empty_outputs(x: torch.Tensor, weight: bool):
+    """The four outputs' tensors, uninitialised, in the layouts above: the Triton kernel's and the fakes' one definition."""
+    m, k = x.shape
+    m128 = _round_up(m, BLOCK)
+    q, qt = x.new_empty(m, k, dtype=FP8), x.new_empty(k, m128, dtype=FP8)
+    if weight:
+        scales, scales_t = (x.new_empty(m // BLOCK, k // BLOCK, dtype=torch.float32),
+                            x.new_empty(k // BLOCK, m // BLOCK, dtype=torch.float32))  # fmt: skip
+    else:
+        scales, scales_t = (x.new_empty(k // BLOCK, _round_up(m, 4), dtype=torch.float32),
+                            x.new_empty(m128 // BLOCK, k, dtype=torch.float32))  # fmt: skip
+    return q, scales, qt, scales_t
+
+
 def _check_multiple(t: torch.Tensor, dims: tuple[int, ...]) -> None:
     """The kernel's tiles are 128 wide: anything else would write past the outputs (the recipe converts only such linears)."""
     if t.dim() != 2 or any(t.shape[d] % BLOCK for d in dims):
@@ -112,10 +126,7 @@ def quantize_rows_cols(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 
 @quantize_rows_cols.register_fake
 def _(x):
-    m, k = x.shape
-    m128 = _round_up(m, BLOCK)
-    return (x.new_empty(m, k, dtype=FP8), x.new_empty(k // BLOCK, _round_up(m, 4), dtype=torch.float32),
-            x.new_empty(k, m128, dtype=FP8), x.new_empty(m128 // BLOCK, k, dtype=torch.float32))  # fmt: skip
+    return _empty_outputs(x, weight=False)
 
 
 @torch.library.custom_op("harness::fp8_quant_blocks", mutates_args=())
@@ -129,47 +140,41 @@ def quantize_blocks(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
 
 @quantize_blocks.register_fake
 def _(w):
-    n, k = w.shape
-    return (w.new_empty(n, k, dtype=FP8), w.new_empty(n // BLOCK, k // BLOCK, dtype=torch.float32),
-            w.new_empty(k, n, dtype=FP8), w.new_empty(k // BLOCK, n // BLOCK, dtype=torch.float32))  # fmt: skip
+    return _empty_outputs(w, weight=True)
 
 
 _KERNEL = None
 
 
-def _triton_quantize(x: torch.Tensor, weight: bool, config=None):
-    """One Triton program per 128x128 tile of x [m, k] (or per K_TILES of them along k): reads each
-    once, writes both layouts and scales. `config` (one of `kernel_configs()`) skips the autotuner."""
+def _kernel():
+    """The autotuned Triton kernel, built at first use."""
     global _KERNEL
     if _KERNEL is None:
         _KERNEL = _build_kernel()
+    return _KERNEL
+
+
+def _triton_quantize(x: torch.Tensor, weight: bool, config=None):
+    """One Triton program per 128x128 tile of x [m, k] (or per K_TILES of them along k): reads each
+    once, writes both layouts and scales. `config` (one of `kernel_configs()`) skips the autotuner."""
     m, k = x.shape
     m128 = _round_up(m, BLOCK)
-    q, qt = x.new_empty(m, k, dtype=FP8), x.new_empty(k, m128, dtype=FP8)
-    if weight:
-        scales = x.new_empty(m // BLOCK, k // BLOCK, dtype=torch.float32)
-        scales_t = x.new_empty(k // BLOCK, m // BLOCK, dtype=torch.float32)
-        row_stride = 0
-    else:
-        scales = x.new_empty(k // BLOCK, _round_up(m, 4), dtype=torch.float32)
-        scales_t = x.new_empty(m128 // BLOCK, k, dtype=torch.float32)
-        row_stride = scales.shape[1]
+    q, scales, qt, scales_t = _empty_outputs(x, weight)
+    row_stride = 0 if weight else scales.shape[1]
     args = (x, q, scales, qt, scales_t, m, k, m128, row_stride)
     constants = {"BLOCK": BLOCK, "WEIGHT": weight, "INV_FP8_MAX": INV_FP8_MAX}
+    kernel = _kernel()
     if config is None:
-        _KERNEL[lambda meta: (m128 // BLOCK, -(-(k // BLOCK) // meta["K_TILES"]))](*args, **constants)
+        kernel[lambda meta: (m128 // BLOCK, -(-(k // BLOCK) // meta["K_TILES"]))](*args, **constants)
     else:
         grid = (m128 // BLOCK, -(-(k // BLOCK) // config.kwargs["K_TILES"]))
-        _KERNEL.fn[grid](*args, **constants, **config.all_kwargs())
+        kernel.fn[grid](*args, **constants, **config.all_kwargs())
     return q, scales, qt, scales_t
 
 
 def kernel_configs() -> list:
     """The configurations the autotuner chooses among (benchmarks/blockquant.py checks every one)."""
-    global _KERNEL
-    if _KERNEL is None:
-        _KERNEL = _build_kernel()
-    return list(_KERNEL.configs)
+    return list(_kernel().configs)
 
 
 def _build_kernel():
