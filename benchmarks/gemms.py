@@ -20,7 +20,10 @@ transposes are the recipe's cost, not the GEMM's. Backends:
                   1x128), cuBLAS's block-scaled kernels, what te:blockwise calls (where this torch has it)
     deepgemm      DeepGEMM's gemm_fp8_fp8_bf16_nt (1x128 activations and gradients, 128x128
                   weights) and, for wgrad, wgrad_gemm_fp8_fp8_fp32_nt (1x128 x 1x128, FP32
-                  output): scripts/stage_deepgemm.sh stages it (revision 3fc6728)
+                  output): scripts/stage_deepgemm.sh stages it (revision 3fc6728), the FP32 output
+                  zeroed before each wgrad (the kernel as released adds into it)
+    deepgemm-store the same GEMMs, the wgrad as deepgemm:blockwise calls it: BF16 output written, not
+                  accumulated (`accumulate=False`, scripts/deepgemm-wgrad-store.patch)
 
 A backend this machine lacks is reported with why, not skipped silently. Needs a CUDA GPU with
 FP8 (Hopper); measured figures belong in docs/PERFORMANCE.md with the machine named.
@@ -46,7 +49,7 @@ FP8 = torch.float8_e4m3fn
 # Qwen2.5-7B: hidden 3584, 28 query / 4 KV heads of 128, FFN 18944; (out, in) of each linear.
 LINEARS = {"qkv": (4608, 3584), "o": (3584, 3584), "gate_up": (37888, 3584), "down": (3584, 18944)}
 LAYERS = 28
-BACKENDS = ("per-tensor", "cublas-block", "deepgemm")
+BACKENDS = ("per-tensor", "cublas-block", "deepgemm", "deepgemm-store")
 
 
 def gemm_shapes(tokens: int) -> list[tuple[str, str, int, int, int]]:
@@ -99,15 +102,18 @@ def _cublas_block(a, b, wgrad: bool):
     return lambda: scaled_mm(qa, qb.t(), sa, ScalingType.BlockWise1x128, sb, recipe_b, output_dtype=torch.bfloat16)
 
 
-def _deepgemm(a, b, wgrad: bool):
+def _deepgemm(a, b, wgrad: bool, store: bool = False):
     import deep_gemm
 
     qa, sa = per_group(a)
     if wgrad:
         qb, sb = per_group(b)
-        out = torch.zeros(a.shape[0], b.shape[0], device=a.device, dtype=torch.float32)
+        out = torch.zeros(a.shape[0], b.shape[0], device=a.device, dtype=torch.bfloat16 if store else torch.float32)
 
         def run():
+            if store:  # written in BF16, as the recipe's weight gradient (the patched kernel)
+                deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), out, accumulate=False)
+                return out
             out.zero_()  # the kernel accumulates into out (FP32), as a wgrad does over micro-batches
             deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), out)
             return out
@@ -124,7 +130,8 @@ def _deepgemm(a, b, wgrad: bool):
     return run
 
 
-MAKERS = {"per-tensor": _per_tensor, "cublas-block": _cublas_block, "deepgemm": _deepgemm}
+MAKERS = {"per-tensor": _per_tensor, "cublas-block": _cublas_block, "deepgemm": _deepgemm,
+          "deepgemm-store": lambda a, b, wgrad: _deepgemm(a, b, wgrad, store=True)}  # fmt: skip
 
 
 def measure(backends: list[str], tokens: int, iters: int) -> dict:

@@ -4,9 +4,11 @@
 #   bash scripts/gpu_deepgemm.sh quant      # benchmarks.blockquant: the Triton quantisers against the
 #                                           # reference byte for byte, and their speed (exit 1 if they differ)
 #   bash scripts/gpu_deepgemm.sh bench      # benchmarks.gemms at the 7B shapes, 16,384 tokens
-#   bash scripts/gpu_deepgemm.sh numerics   # DeepGEMMLinear on the GPU against the exact FP32 linear, compiled
-#                                           # against itself eager and, with TE staged (/tmp/site),
-#                                           # against te:blockwise's te.Linear
+#   bash scripts/gpu_deepgemm.sh numerics   # DeepGEMMLinear and the fused SwiGLU MLP on the GPU against the
+#                                           # exact FP32 ones, compiled against eager and, with TE staged
+#                                           # (/tmp/site), the linear against te:blockwise's te.Linear
+#   bash scripts/gpu_deepgemm.sh te-numerics # the same, once Transformer Engine's staged parts are in
+#                                           # /tmp/stage (installed into /tmp/te-site): against te:blockwise
 #   bash scripts/gpu_deepgemm.sh warm       # loss parity from a partly trained 1.5B (gpu_perf.sh warm) for
 #                                           # bf16, te:blockwise and deepgemm:blockwise (TE staged)
 #   bash scripts/gpu_deepgemm.sh step       # suites/gpu-7b.toml: bf16 vs deepgemm:blockwise on this card,
@@ -19,10 +21,29 @@ mkdir -p "$out"
 [ -d /tmp/DG ] || bash scripts/stage_deepgemm.sh --install > "$out/deepgemm-install.log" 2>&1 \
   || { cat "$out/deepgemm-install.log"; exit 1; }
 source /tmp/DG/env.sh
-export PYTHONPATH=/tmp/site:$PYTHONPATH:$PWD PYTHONUNBUFFERED=1 HARNESS_CACHE=/tmp/harness-cache
+export PYTHONPATH=/tmp/site:$PYTHONPATH:$PWD PYTHONUNBUFFERED=1 HARNESS_CACHE=/tmp/harness-cache NVTE_FRAMEWORK=pytorch
+# Transformer Engine (numerics against te:blockwise) loads torch's own cuDNN, not the image's older one.
+cudnn=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudnn.__path__)[0], 'lib'))" 2>/dev/null) \
+  && export LD_LIBRARY_PATH=$cudnn:${LD_LIBRARY_PATH:-}
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; nvcc --version | tail -2; cat /tmp/DG/REVISION
   python3 -c "import torch; print('torch', torch.__version__)"; } > "$out/env.txt" 2>&1
-phase=${1:?phase: bench, numerics, step or warm}
+phase=${1:?phase: quant, bench, numerics, te-numerics, step or warm}
+if [ "$phase" = te-numerics ]; then
+  # Transformer Engine's six parts in /tmp/stage (../shared/gpu/stage.sh; scripts/gpu_session.sh copies
+  # them), installed into /tmp/te-site once all are in; then numerics, against te:blockwise too.
+  waited=0
+  until [ -f /tmp/stage/core.sha256 ] && [ "$(cat /tmp/stage/core.part* 2>/dev/null | sha256sum | cut -d' ' -f1)" \
+      = "$(cut -d' ' -f1 /tmp/stage/core.sha256)" ] || [ -e /tmp/te-site/.te ]; do
+    [ "$waited" -ge "${TE_WAIT_S:-600}" ] && { echo "Transformer Engine's parts did not all arrive"; exit 1; }
+    sleep 5; waited=$((waited + 5))
+  done
+  if [ ! -e /tmp/te-site/.te ]; then
+    sed 's#/tmp/site#/tmp/te-site#g' /tmp/stage/install.sh | bash > "$out/te-install.log" 2>&1 \
+      && touch /tmp/te-site/.te || { cat "$out/te-install.log"; exit 1; }
+  fi
+  export PYTHONPATH=$PYTHONPATH:/tmp/te-site
+  phase=numerics log=te-numerics
+fi
 case $phase in
   quant)
     python3 -m benchmarks.blockquant --out "$out/blockquant.json" 2>&1 | tee "$out/blockquant.log"
@@ -30,7 +51,7 @@ case $phase in
   bench)
     python3 -m benchmarks.gemms --out "$out/gemms.json" 2>&1 | tee "$out/gemms.log" ;;
   numerics)
-    python3 - 2>&1 <<'PY' | tee "$out/numerics.log"
+    python3 - 2>&1 <<'PY' | tee "$out/${log:-numerics}.log"
 # The recipe's linear with DeepGEMM's kernels against the exact FP32 product and, where Transformer
 # Engine is installed (../shared/gpu/stage.sh), against te:blockwise's te.Linear (Float8BlockScaling:
 # the same 1x128 / 128x128 E4M3 blocks) on the same inputs, at the 7B shapes with 4,096 tokens (and
@@ -92,6 +113,29 @@ for name, (out_f, in_f) in {"qkv": (4608, 3584), "o": (3584, 3584), "gate_up": (
             line += "  vs te:blockwise " + " ".join(f"{d:.2e}" for d in diffs)
             line += "  (te:blockwise vs exact " + " ".join(f"{rel_diff(a, b):.2e}" for a, b in zip(tb, ref)) + ")"
         print(line, flush=True)
+# The SwiGLU MLP as deepgemm:blockwise's layers run it (gate/up as one GEMM, SiLU fused with the
+# quantisations, deepgemm_ops.fp8_swiglu_mlp) against the exact FP32 MLP: two quantised GEMMs in a
+# row on each path, so the bar is 4e-3 (the CPU test's).
+from harness.train.precision.deepgemm_ops import fp8_swiglu_mlp
+worst["mlp"] = 0.0
+for tokens in (4096, 4000):
+    x, g = torch.randn(tokens, 3584, device="cuda"), torch.randn(tokens, 3584, device="cuda")
+    w1, w2 = torch.randn(37888, 3584, device="cuda") * 0.02, torch.randn(3584, 18944, device="cuda") * 0.02
+    results = []
+    for fp8 in (False, True):
+        xa, w1a, w2a = (t.clone().requires_grad_() for t in (x, w1, w2))
+        if fp8:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                y = fp8_swiglu_mlp(xa.bfloat16(), w1a, w2a)
+        else:
+            gate, up = (xa @ w1a.t()).chunk(2, dim=1)
+            y = (torch.nn.functional.silu(gate) * up) @ w2a.t()
+        y.backward(g.to(y.dtype))
+        results.append((y, xa.grad, w1a.grad, w2a.grad))
+    diffs = [rel_diff(a, b) for a, b in zip(results[1], results[0])]
+    worst["mlp"] = max([worst["mlp"]] + diffs)
+    print(f"mlp      tokens {tokens}: vs exact y/dx/dW1/dW2 " + " ".join(f"{d:.2e}" for d in diffs), flush=True)
+    del results
 # As training runs it: compiled by Inductor, against the same layer eager (bar 1e-4: only Inductor's
 # own rounding of the scales differs). Under torch 2.11 a no-op `.to` on the output once made every
 # gradient here zero while the forward matched (pytorch#180642; docs/PERFORMANCE.md).
@@ -109,7 +153,20 @@ for bias in (True, False):
     worst["compiled"] = max([worst["compiled"]] + diffs)
     print(f"compiled vs eager, bias {bias}: y/dx/dW " + " ".join(f"{d:.2e}" for d in diffs)
           + f"  (|dW| {float(results[1][2].float().norm()):.4g})", flush=True)
-bars = [("exact", 1e-3), ("compiled", 1e-4)] + ([("te", 2e-3)] if te is not None else [])
+x, g = torch.randn(4096, 3584, device="cuda"), torch.randn(4096, 3584, device="cuda")
+w1 = torch.randn(37888, 3584, device="cuda", dtype=torch.bfloat16) * 0.02
+w2 = torch.randn(3584, 18944, device="cuda", dtype=torch.bfloat16) * 0.02
+results = []
+for mlp in (fp8_swiglu_mlp, torch.compile(fp8_swiglu_mlp)):
+    xa, w1a, w2a = (t.clone().requires_grad_() for t in (x, w1, w2))
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        y = mlp(xa, w1a, w2a)
+    y.backward(g.to(y.dtype))
+    results.append((y, xa.grad, w1a.grad, w2a.grad))
+diffs = [rel_diff(a, b) for a, b in zip(results[1], results[0])]
+worst["compiled"] = max([worst["compiled"]] + diffs)
+print("compiled vs eager, mlp: y/dx/dW1/dW2 " + " ".join(f"{d:.2e}" for d in diffs), flush=True)
+bars = [("exact", 1e-3), ("mlp", 4e-3), ("compiled", 1e-4)] + ([("te", 2e-3)] if te is not None else [])
 for what, bar in bars:
     print(f"worst rel_diff vs {what}: {worst[what]:.2e}, {'within' if worst[what] < bar else 'ABOVE'} the {bar:.0e} bar")
 PY

@@ -14,6 +14,9 @@
 # them); a call that carries .stage-dg (scripts/stage_deepgemm.sh) installs DeepGEMM for the dg-* ones,
 # and that part alone starts a chain of dg-* phases:
 #   PHASES="dg-quant dg-numerics dg-step" WAIT_S=560 bash scripts/gpu_session.sh   # carry [".stage-dg"]
+# Transformer Engine's six parts (../shared/gpu/stage.sh: .stage/c1 ... .stage/c6) may follow, one per
+# call while the chain runs (`bash scripts/gpu_session.sh` carrying [".stage/cN"]); the chain's
+# dg-te-numerics phase installs them into /tmp/te-site and compares the recipe with te:blockwise.
 set -uo pipefail
 out=${OUT:-/tmp/gpu-out}
 logs=/tmp/gpu-logs
@@ -31,6 +34,9 @@ if [ ! -e /tmp/site/.vllm ] && (cd /tmp/stage-vllm && ls vllm.part* >/dev/null 2
   bash scripts/stage_vllm.sh --install vllm > "$logs/vllm-install.log" 2>&1 && touch /tmp/site/.vllm
   echo "$(date +%T) vllm install rc=$?" >> "$logs/session.log"
 fi
+for part in .stage/c*; do  # Transformer Engine's parts, copied as they come (installed by dg-te-numerics)
+  [ -d "$part" ] && mkdir -p /tmp/stage && cp "$part"/* /tmp/stage/ && echo "$(date +%T) TE part ${part##*/} copied" >> "$logs/session.log"
+done
 if [ -d .stage-dg/DeepGEMM ] && [ ! -d /tmp/DG ]; then  # DeepGEMM for the chain's dg-* phases (issue 25)
   bash scripts/stage_deepgemm.sh --install >> "$logs/session.log" 2>&1
 fi
@@ -38,7 +44,7 @@ fi
 if [ ! -e "$logs/chain.started" ] && { [ -e /tmp/site/.wheels ] || [ -e /tmp/site/.train-wheels ]; }; then
   touch "$logs/chain.started"
   # From a copy of the repository: the next call's transfer rewrites the working tree under it.
-  rm -rf /tmp/repo && mkdir -p /tmp/repo && tar cf - --exclude=./.stage-vllm --exclude=./.git . | tar xf - -C /tmp/repo
+  rm -rf /tmp/repo && mkdir -p /tmp/repo && tar cf - --exclude=./.stage-vllm --exclude=./.stage --exclude=./.git . | tar xf - -C /tmp/repo
   (cd /tmp/repo && setsid nohup bash scripts/gpu_session_chain.sh > "$logs/chain.log" 2>&1 < /dev/null &)
   echo "$(date +%T) chain started" >> "$logs/session.log"
 fi

@@ -40,3 +40,19 @@ def test_a_machine_without_cuda_is_refused_with_the_reason(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert bench.main([]) == 2
     assert "the Triton kernels need a CUDA GPU; none here" in capsys.readouterr().err
+
+
+def test_the_swiglu_tolerance_counts_flipped_bytes_and_scales_apart_but_not_the_tma_padding():
+    h = torch.randn(198, 512).bfloat16()  # 198 tokens: two row-scale columns of TMA padding
+    want = bq._swiglu_reference(h)
+    assert bench.near(want, want, 198) == {"bytes": [0, 0], "scales": [0, 0], "byte_share": 0.0, "within": True}
+    got = [t.clone() for t in want]
+    got[1][:, 198:] = float("nan")  # padding: never read
+    got[3][0, 0] *= 1 + 1e-7  # a scale one rounding apart: inside the tolerance
+    got[0].view(torch.uint8)[0, 0] ^= 1  # one byte in 116,224: inside (1e-4)
+    assert bench.near(got, want, 198)["within"]
+    got[2].view(torch.uint8)[:, 0] ^= 1  # 256 more: outside
+    assert bench.near(got, want, 198)["bytes"] == [1, 256] and not bench.near(got, want, 198)["within"]
+    got = [t.clone() for t in want]
+    got[3][1, 2] *= 1.001  # a scale 1e-3 apart: outside
+    assert bench.near(got, want, 198)["scales"] == [0, 1] and not bench.near(got, want, 198)["within"]

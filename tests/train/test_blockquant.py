@@ -58,3 +58,36 @@ def test_shapes_the_128_wide_tiles_cannot_cover_are_refused_not_written_past():
         bq.quantize_blocks(torch.randn(300, 256))
     with pytest.raises(ValueError, match=r"dims \(1,\) multiples of 128; got \(256, 200\)"):
         bq.quantize_rows_cols(torch.randn(256, 200))
+
+
+def test_swiglu_comes_out_quantised_as_an_activation_from_gate_and_up():
+    torch.manual_seed(0)
+    h = torch.randn(200, 512).bfloat16()  # [gate | up], f = 256
+    gate, up = h.float().chunk(2, dim=1)
+    want = torch.nn.functional.silu(gate) * up
+    q, rows_scales, qt, col_scales = bq.quantize_swiglu(h)
+    assert (q.shape, rows_scales.shape, qt.shape, col_scales.shape) == ((200, 256), (2, 200), (256, 256), (2, 256))
+    assert _dequantised_error(q, rows_scales[:, :200].t(), want) < 0.05
+    padded = torch.cat([want, torch.zeros(56, 256)])
+    assert _dequantised_error(qt, col_scales.t(), padded.t()) < 0.05
+    assert torch.all(qt[:, 200:].float() == 0)  # the tokens' zero padding of the transpose
+
+
+def test_swiglu_backward_comes_out_as_autograds_gate_and_up_gradients_quantised():
+    torch.manual_seed(0)
+    h = torch.randn(256, 512).bfloat16()
+    grad = torch.randn(256, 256).bfloat16()
+    leaf = h.float().requires_grad_()
+    gate, up = leaf.chunk(2, dim=1)
+    (torch.nn.functional.silu(gate) * up).backward(grad.float())
+    q, rows_scales, qt, col_scales = bq.quantize_swiglu_backward(h, grad)
+    assert q.shape == (256, 512) and qt.shape == (512, 256)  # d[gate | up], both layouts
+    assert _dequantised_error(q, rows_scales.t(), leaf.grad) < 0.05
+    assert _dequantised_error(qt, col_scales.t(), leaf.grad.t()) < 0.05
+
+
+def test_swiglu_shapes_the_tiles_cannot_cover_are_refused():
+    with pytest.raises(ValueError, match=r"f a multiple of 128; got \(256, 384\)"):
+        bq.quantize_swiglu(torch.randn(256, 384))
+    with pytest.raises(ValueError, match=r"gradient must be \[m, f\] = \(256, 128\); got \(256, 256\)"):
+        bq.quantize_swiglu_backward(torch.randn(256, 256), torch.randn(256, 256))

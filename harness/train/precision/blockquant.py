@@ -9,10 +9,15 @@ Each GEMM operand of the recipe is needed in two layouts, one per GEMM that read
 
 `quantize_rows_cols(x)` and `quantize_blocks(w)` give both layouts from one read of the input,
 as TE's fused cast-transpose does (Inductor's own code for the two layouts read the input twice and
-took about 160 ms of a 7B step more than BF16: docs/PERFORMANCE.md). They are torch custom ops: on
-a CUDA tensor one Triton kernel per call (a program per 128x128 tile: both amaxes, both casts, the
-transposed store); elsewhere the reference below, which the CPU tests check and the GPU check
-(scripts/gpu_deepgemm.sh numerics) compares the kernel against, byte for byte.
+took about 160 ms of a 7B step more than BF16: docs/PERFORMANCE.md). In the SwiGLU MLP two more
+fuse the activation into them: `quantize_swiglu(h)` quantises silu(gate) * up straight from
+h = [gate | up], and `quantize_swiglu_backward(h, grad)` the gradient d[gate | up] straight from h
+and d(silu(gate) * up), each computed in FP32 and never written in BF16. All four are torch custom
+ops: on a CUDA tensor one Triton kernel per call (blockquant_kernels.py: a program per 128x128 tile,
+both amaxes, both casts, the transposed store); elsewhere the references below, which the CPU tests
+check and the GPU check (`python -m benchmarks.blockquant`, scripts/gpu_deepgemm.sh quant) compares
+the kernels against: byte for byte, and for the SwiGLU kernels (whose sigmoid Triton and torch may
+round apart in the last bit) to 1 in 10,000 bytes.
 
 Scales are amax/448 in FP32 (DeepSeek-V3's and DeepGEMM's), and they come out in the layouts
 DeepGEMM reads without converting them:
@@ -93,9 +98,21 @@ def _blocks_reference(w: torch.Tensor):
     return q, scales, _transposed(q), _transposed(scales)
 
 
-def _empty_outputs(x: torch.Tensor, weight: bool):
-    """The four outputs' tensors, uninitialised, in the layouts above: the Triton kernel's and the fakes' one definition."""
-    m, k = x.shape
+def _swiglu_reference(h: torch.Tensor):
+    gate, up = h.float().chunk(2, dim=1)
+    return _rows_cols_reference(gate * torch.sigmoid(gate) * up)
+
+
+def _swiglu_backward_reference(h: torch.Tensor, grad: torch.Tensor):
+    gate, up = h.float().chunk(2, dim=1)
+    grad, s = grad.float(), torch.sigmoid(gate)
+    return _rows_cols_reference(torch.cat([grad * up * (s * (1 + gate * (1 - s))), grad * gate * s], dim=1))
+
+
+def _empty_outputs(x: torch.Tensor, weight: bool, k: int | None = None):
+    """The four outputs' tensors, uninitialised, in the layouts above, for x [m, k] (k: another width
+    of the same rows): the Triton kernels' and the fakes' one definition."""
+    m, k = x.shape[0], k or x.shape[1]
     m128 = _round_up(m, BLOCK)
     q, qt = x.new_empty(m, k, dtype=FP8), x.new_empty(k, m128, dtype=FP8)
     if weight:
@@ -129,6 +146,47 @@ def _(x):
     return _empty_outputs(x, weight=False)
 
 
+def _check_swiglu(h: torch.Tensor, grad: torch.Tensor | None = None) -> None:
+    if h.dim() != 2 or h.shape[1] % (2 * BLOCK):
+        raise ValueError(f"SwiGLU quantisation needs h = [gate | up] [m, 2f] with f a multiple of {BLOCK}; "
+                         f"got {tuple(h.shape)}")  # fmt: skip
+    if grad is not None and grad.shape != (h.shape[0], h.shape[1] // 2):
+        raise ValueError(f"SwiGLU's gradient must be [m, f] = {(h.shape[0], h.shape[1] // 2)}; got {tuple(grad.shape)}")
+
+
+@torch.library.custom_op("harness::fp8_quant_swiglu", mutates_args=())
+def quantize_swiglu(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """silu(gate) * up of h = [gate | up] [m, 2f], quantised as quantize_rows_cols quantises an activation
+    [m, f]: the down projection's input, from one read of h (never written in BF16)."""
+    _check_swiglu(h)
+    if h.is_cuda:
+        return _triton_swiglu(h.contiguous())
+    return _swiglu_reference(h.contiguous())
+
+
+@quantize_swiglu.register_fake
+def _(h):
+    return _empty_outputs(h, weight=False, k=h.shape[1] // 2)
+
+
+@torch.library.custom_op("harness::fp8_quant_swiglu_backward", mutates_args=())
+def quantize_swiglu_backward(
+    h: torch.Tensor, grad: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """d[gate | up] [m, 2f] of silu(gate) * up given its gradient `grad` [m, f], quantised as
+    quantize_rows_cols quantises a gradient: the gate/up projection's output gradient, computed in
+    FP32 from one read of h and grad and never written in BF16."""
+    _check_swiglu(h, grad)
+    if h.is_cuda:
+        return _triton_swiglu(h.contiguous(), grad.contiguous())
+    return _swiglu_backward_reference(h.contiguous(), grad.contiguous())
+
+
+@quantize_swiglu_backward.register_fake
+def _(h, grad):
+    return _empty_outputs(h, weight=False)
+
+
 @torch.library.custom_op("harness::fp8_quant_blocks", mutates_args=())
 def quantize_blocks(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """w [n, k] (multiples of 128): (q [n, k], scales [n/128, k/128], W^T q [k, n], its scales [k/128, n/128])."""
@@ -143,15 +201,16 @@ def _(w):
     return _empty_outputs(w, weight=True)
 
 
-_KERNEL = None
+def _kernels():
+    """blockquant_kernels, imported at first use (CPU machines have no Triton; the reference runs there)."""
+    from harness.train.precision import blockquant_kernels
+
+    return blockquant_kernels
 
 
 def _kernel():
-    """The autotuned Triton kernel, built at first use."""
-    global _KERNEL
-    if _KERNEL is None:
-        _KERNEL = _build_kernel()
-    return _KERNEL
+    """The autotuned cast-transpose kernel."""
+    return _kernels().cast_transpose
 
 
 def _triton_quantize(x: torch.Tensor, weight: bool, config=None):
@@ -177,54 +236,23 @@ def kernel_configs() -> list:
     return list(_kernel().configs)
 
 
-def _build_kernel():
-    """The Triton kernel, built at first use (CPU machines have no Triton; the reference runs there)."""
-    import triton
-    import triton.language as tl
+def _triton_swiglu(h: torch.Tensor, grad: torch.Tensor | None = None, config=None):
+    """The SwiGLU kernels: forward (grad None) quantises silu(gate) * up, backward d[gate | up]; a program per
+    128x128 tile of gate (and the up tile f columns on). `config` (one of `swiglu_configs()`) skips the autotuner."""
+    m, f = h.shape[0], h.shape[1] // 2
+    outputs = _empty_outputs(h, weight=False, k=f if grad is None else 2 * f)
+    args = (h, *outputs) if grad is None else (h, grad, *outputs)
+    args += (m, f, _round_up(m, BLOCK), outputs[1].shape[1])
+    kernel = _kernels().swiglu_cast_transpose if grad is None else _kernels().swiglu_backward_cast_transpose
+    grid = (_round_up(m, BLOCK) // BLOCK, f // BLOCK)
+    constants = {"BLOCK": BLOCK, "INV_FP8_MAX": INV_FP8_MAX}
+    if config is None:
+        kernel[grid](*args, **constants)
+    else:
+        kernel.fn[grid](*args, **constants, **config.all_kwargs())
+    return outputs
 
-    # A program takes K_TILES tiles along k, one after another (the loop lets Triton load the next
-    # tile while this one is cast); which tiles per program and warps suit a shape is measured at
-    # its first call (the configs' speeds: benchmarks/blockquant.py; the kernel's bytes do not depend on it).
-    configs = [triton.Config({"K_TILES": 1}, num_warps=w) for w in (4, 8, 16)]
-    configs += [triton.Config({"K_TILES": t}, num_warps=w, num_stages=2) for t in (2, 4) for w in (4, 8)]
 
-    @triton.autotune(configs=configs, key=["k", "WEIGHT"])
-    @triton.jit
-    def cast_transpose(x_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, k, m128, row_stride, BLOCK: tl.constexpr,
-                       WEIGHT: tl.constexpr, INV_FP8_MAX: tl.constexpr, K_TILES: tl.constexpr):  # fmt: skip
-        tile_m = tl.program_id(0)
-        lanes = tl.arange(0, BLOCK)
-        rows = tile_m * BLOCK + lanes
-        inside = rows < m  # tokens past m are the zero padding of x^T
-        for step in tl.range(0, K_TILES):
-            tile_k = tl.program_id(1) * K_TILES + step
-            cols = tile_k * BLOCK + lanes
-            real = cols < k  # the last program's tiles past k (k/128 not a multiple of K_TILES)
-            x = tl.load(x_ptr + rows[:, None] * k + cols[None, :], mask=inside[:, None] & real[None, :], other=0.0)
-            x = x.to(tl.float32)
-            magnitude = tl.abs(x)
-            row_amax = tl.maximum(tl.max(magnitude, axis=1), 1e-12)  # a 1x128 group per row
-            col_amax = tl.maximum(tl.max(magnitude, axis=0), 1e-12)  # and per column (x^T's groups)
-            if WEIGHT:  # one amax for the whole 128x128 block, as a vector along each axis
-                row_amax = tl.zeros_like(row_amax) + tl.max(row_amax, axis=0)
-                col_amax = tl.zeros_like(col_amax) + tl.max(col_amax, axis=0)
-            # the reference's roundings (_multiplier): an IEEE reciprocal (Triton's `/` is approximate),
-            # times 448; scales amax * (1/448), so the bytes are the reference's. x^T's bytes come from
-            # the column vector (in weight mode too: transposing the row-scaled tile, or broadcasting
-            # the row vector along the columns, gave wrong bytes for FP32 input on the H200 with
-            # Triton 3.6 and NaN input gradients; benchmarks/blockquant.py checks small FP32 weights).
-            one = tl.full([BLOCK], 1.0, tl.float32)
-            q = (x * (tl.div_rn(one, row_amax) * 448.0)[:, None]).to(tl.float8e4nv)
-            qt = (x * (tl.div_rn(one, col_amax) * 448.0)[None, :]).to(tl.float8e4nv)
-            tl.store(q_ptr + rows[:, None] * k + cols[None, :], q, mask=inside[:, None] & real[None, :])
-            tl.store(qt_ptr + cols[:, None] * m128 + rows[None, :], tl.trans(qt), mask=real[:, None])
-            row_scale, col_scale = row_amax * INV_FP8_MAX, col_amax * INV_FP8_MAX
-            if WEIGHT:  # [n/128, k/128] and its transpose: one value each, from lane 0
-                first = (lanes == 0) & (tile_k < k // BLOCK)
-                tl.store(s_ptr + tile_m * (k // BLOCK) + tile_k + lanes * 0, row_scale, mask=first)
-                tl.store(st_ptr + tile_k * (m128 // BLOCK) + tile_m + lanes * 0, row_scale, mask=first)
-            else:
-                tl.store(s_ptr + tile_k * row_stride + rows, row_scale, mask=inside & (tile_k < k // BLOCK))
-                tl.store(st_ptr + tile_m * k + cols, col_scale, mask=real)
-
-    return cast_transpose
+def swiglu_configs() -> list:
+    """The configurations the SwiGLU kernels' autotuner chooses among."""
+    return list(_kernels().SWIGLU_CONFIGS)
