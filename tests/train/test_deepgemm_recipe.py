@@ -15,6 +15,7 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
+from trainkit import qwen2_model
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from harness.errors import InvalidInput
@@ -105,15 +106,7 @@ FUSABLE = dict(vocab_size=64, hidden_size=128, intermediate_size=256, num_hidden
 
 
 def _fusable_model() -> Qwen2ForCausalLM:
-    torch.manual_seed(0)
-    config = Qwen2Config(**FUSABLE)
-    config._attn_implementation = "sdpa"
-    model = Qwen2ForCausalLM(config).float()
-    with torch.no_grad():  # non-trivial norm gains and biases, so a swapped or dropped one shows
-        for name, p in model.named_parameters():
-            if name.endswith(("layernorm.weight", "bias")):
-                p.normal_(1.0 if "layernorm" in name else 0.0, 0.5)
-    return model
+    return qwen2_model(FUSABLE)
 
 
 def test_qwen2_layers_become_fused_layers_that_export_the_same_hf_weights():

@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from trainkit import qwen2_model
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from harness.recipes import parse
@@ -73,15 +74,7 @@ CONFIG = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_att
 
 
 def _model(seed: int = 0) -> Qwen2ForCausalLM:
-    torch.manual_seed(seed)
-    config = Qwen2Config(**CONFIG)
-    config._attn_implementation = "sdpa"
-    model = Qwen2ForCausalLM(config).float()
-    with torch.no_grad():  # non-trivial norm gains and biases, so a swapped or dropped one shows
-        for name, p in model.named_parameters():
-            if name.endswith(("layernorm.weight", "bias")):
-                p.normal_(1.0 if "layernorm" in name else 0.0, 0.5)
-    return model
+    return qwen2_model(CONFIG, seed)
 
 
 def _fuse(model: Qwen2ForCausalLM) -> Qwen2ForCausalLM:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
 from harness.store import RunDir, atomic_write_json
 from harness.suite import RunSpec, Suite, plan
 
@@ -76,3 +79,17 @@ def specs(suite: Suite) -> dict[str, RunSpec]:
 
 def losses(run_dir: RunDir) -> list[float]:
     return [r["loss"] for r in run_dir.read_metrics()]
+
+
+def qwen2_model(config: dict, seed: int = 0) -> Qwen2ForCausalLM:
+    """A random-init FP32 Qwen2 model of `config` (Qwen2Config fields, SDPA attention) whose norm gains and
+    biases are non-trivial, so that a fused layer that swaps or drops one shows."""
+    torch.manual_seed(seed)
+    qwen2 = Qwen2Config(**config)
+    qwen2._attn_implementation = "sdpa"
+    model = Qwen2ForCausalLM(qwen2).float()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("layernorm.weight", "bias")):
+                p.normal_(1.0 if "layernorm" in name else 0.0, 0.5)
+    return model
