@@ -89,6 +89,7 @@ def run(layer, x, g, autocast=None):
     return y, x.grad, layer.weight.grad
 
 worst = {"exact": 0.0, "te": 0.0}
+te_cases = 0  # the cases TE ran
 torch.manual_seed(0)
 for name, (out_f, in_f) in {"qkv": (4608, 3584), "o": (3584, 3584), "gate_up": (37888, 3584), "down": (3584, 18944)}.items():
     for tokens in (4096, 4000):
@@ -102,16 +103,20 @@ for name, (out_f, in_f) in {"qkv": (4608, 3584), "o": (3584, 3584), "gate_up": (
         line = f"{name:8s} tokens {tokens}: vs exact y/dx/dW " + " ".join(f"{rel_diff(a, b):.2e}" for a, b in zip(dg, ref))
         worst["exact"] = max([worst["exact"]] + [rel_diff(a, b) for a, b in zip(dg, ref)])
         if te is not None:
-            tl = te.Linear(in_f, out_f, bias=bias, params_dtype=torch.bfloat16, device="cuda")
-            with torch.no_grad():
-                tl.weight.copy_(exact.weight)
-                if bias:
-                    tl.bias.copy_(exact.bias)
-            tb = run(tl, x, g, te_blockwise.autocast(torch.device("cuda")))
-            diffs = [rel_diff(a, b) for a, b in zip(dg, tb)]
-            worst["te"] = max([worst["te"]] + diffs)
-            line += "  vs te:blockwise " + " ".join(f"{d:.2e}" for d in diffs)
-            line += "  (te:blockwise vs exact " + " ".join(f"{rel_diff(a, b):.2e}" for a, b in zip(tb, ref)) + ")"
+            try:  # a shape TE refuses is said, and the other comparisons go on
+                tl = te.Linear(in_f, out_f, bias=bias, params_dtype=torch.bfloat16, device="cuda")
+                with torch.no_grad():
+                    tl.weight.copy_(exact.weight)
+                    if bias:
+                        tl.bias.copy_(exact.bias)
+                tb = run(tl, x, g, te_blockwise.autocast(torch.device("cuda")))
+            except Exception as exc:  # noqa: BLE001
+                line += f"  te:blockwise refused: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            else:
+                diffs = [rel_diff(a, b) for a, b in zip(dg, tb)]
+                worst["te"], te_cases = max([worst["te"]] + diffs), te_cases + 1
+                line += "  vs te:blockwise " + " ".join(f"{d:.2e}" for d in diffs)
+                line += "  (te:blockwise vs exact " + " ".join(f"{rel_diff(a, b):.2e}" for a, b in zip(tb, ref)) + ")"
         print(line, flush=True)
 # The SwiGLU MLP as deepgemm:blockwise's layers run it (gate/up as one GEMM, SiLU fused with the
 # quantisations, deepgemm_ops.fp8_swiglu_mlp) against the exact FP32 MLP: two quantised GEMMs in a
@@ -166,7 +171,9 @@ for mlp in (fp8_swiglu_mlp, torch.compile(fp8_swiglu_mlp)):
 diffs = [rel_diff(a, b) for a, b in zip(results[1], results[0])]
 worst["compiled"] = max([worst["compiled"]] + diffs)
 print("compiled vs eager, mlp: y/dx/dW1/dW2 " + " ".join(f"{d:.2e}" for d in diffs), flush=True)
-bars = [("exact", 1e-3), ("mlp", 4e-3), ("compiled", 1e-4)] + ([("te", 2e-3)] if te is not None else [])
+bars = [("exact", 1e-3), ("mlp", 4e-3), ("compiled", 1e-4)] + ([("te", 2e-3)] if te_cases else [])
+if te is not None:
+    print(f"te:blockwise compared in {te_cases} of 8 cases")
 for what, bar in bars:
     print(f"worst rel_diff vs {what}: {worst[what]:.2e}, {'within' if worst[what] < bar else 'ABOVE'} the {bar:.0e} bar")
 PY
