@@ -12,7 +12,8 @@
 #   bash scripts/gpu_deepgemm.sh warm       # loss parity from a partly trained 1.5B (gpu_perf.sh warm) for
 #                                           # bf16, te:blockwise and deepgemm:blockwise (TE staged)
 #   bash scripts/gpu_deepgemm.sh step       # suites/gpu-7b.toml: bf16 vs deepgemm:blockwise on this card,
-#                                           # each with a kernel profile of warm-up steps 8-10
+#                                           # each with a kernel profile of warm-up steps 8-10 (STEP_SET
+#                                           # adds overrides: an 8-layer slice fits an H100)
 # The first DeepGEMM call of each shape JIT-compiles its kernel with nvcc (about a minute in all).
 # Results (json, logs) go to $OUT (default /tmp/gpu-out).
 set -uo pipefail
@@ -180,8 +181,11 @@ PY
     ;;
   step)
     # Full 7B depth, 16k tokens per step, compiled BF16 baseline (docs/PERFORMANCE.md's setting).
+    # STEP_SET="key=value ..." adds overrides, e.g. "name=gpu-7b-8layers model.num_layers=8" on an H100.
+    step_set=()
+    for kv in ${STEP_SET:-}; do step_set+=(--set "$kv"); done
     python3 -m harness.cli run suites/gpu-7b.toml --skip-eval --runs-dir /tmp/runs --quiet \
-      --set arms.deepgemm=deepgemm:blockwise --set telemetry.profile_steps=3 \
+      --set arms.deepgemm=deepgemm:blockwise --set telemetry.profile_steps=3 "${step_set[@]}" \
       --arm bf16 --arm deepgemm --report-dir /tmp/report/deepgemm \
       > "$out/step.log" 2>&1
     echo "rc=$?" >> "$out/step.log"
