@@ -182,6 +182,10 @@ PY
   step)
     # Full 7B depth, 16k tokens per step, compiled BF16 baseline (docs/PERFORMANCE.md's setting).
     # STEP_SET="key=value ..." adds overrides, e.g. "name=gpu-7b-8layers model.num_layers=8" on an H100.
+    # Without STEP_SET, a card under 100 GB (an H100) gets the 8-layer slice: the full depth does not fit.
+    mem_gb=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
+    [ -z "${STEP_SET:-}" ] && [ "${mem_gb:-0}" -lt 100000 ] && STEP_SET="name=gpu-7b-8layers model.num_layers=8"
+    echo "card memory ${mem_gb} MiB, overrides: ${STEP_SET:-none}" > "$out/step-set.txt"
     step_set=()
     for kv in ${STEP_SET:-}; do step_set+=(--set "$kv"); done
     python3 -m harness.cli run suites/gpu-7b.toml --skip-eval --runs-dir /tmp/runs --quiet \
