@@ -1,8 +1,9 @@
 """What this machine can contain untrusted programs with, found once per process.
 
-`containment()` probes for bubblewrap, libseccomp (through pyseccomp) and a pids cgroup it may make
-children under, runs a trial program, and returns the `Containment` that harness.eval.sandbox
-uses; its `level` goes into summary.json as `sandbox`:
+`find(trial)` probes for bubblewrap, libseccomp (through pyseccomp) and a pids cgroup it may make
+children under, runs a trial program through `trial` (harness.eval.sandbox's runner, passed in so
+that this module does not import it back), and returns the `Containment` that the sandbox uses
+(`harness.eval.sandbox.containment()`); its `level` goes into summary.json as `sandbox`:
 
     bwrap+seccomp+pids-cgroup    root with a writable pids cgroup (this dev/CI machine)
     bwrap+seccomp+rlimit-nproc   a non-root user (RLIMIT_NPROC binds everyone but root)
@@ -17,7 +18,6 @@ import functools
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,7 +127,7 @@ def _bwrap_path() -> str | None:
 
 
 @functools.cache
-def _probe(bwrap: str | None) -> Containment:
+def _probe(bwrap: str | None, trial) -> Containment:
     cgroup = _pids_cgroup_root()
     nproc_binds = os.geteuid() != 0
     seccomp = _seccomp_filter(allow_threads=bool(cgroup) or nproc_binds)
@@ -139,13 +139,11 @@ def _probe(bwrap: str | None) -> Containment:
     else:
         try:
             help_text = subprocess.run([bwrap, "--help"], capture_output=True, text=True).stdout
-            trial = Containment("probe", bwrap, seccomp, cgroup, nproc_binds, "--size" in help_text)
-            from harness.eval.sandbox import Limits, _run
-
-            result = _run(trial, "pass", "", Limits(timeout_s=30, cpu_s=30), sys.executable, ())
+            candidate = Containment("probe", bwrap, seccomp, cgroup, nproc_binds, "--size" in help_text)
+            result = trial(candidate)
             if result.status == "ok":
                 level = "+".join(["bwrap", *(["seccomp"] if seccomp else []), cap])
-                return Containment(level, bwrap, seccomp, cgroup, nproc_binds, trial.tmpfs_size)
+                return Containment(level, bwrap, seccomp, cgroup, nproc_binds, candidate.tmpfs_size)
             reason = f"bwrap failed here: {result.stderr.strip()[-300:] or result.status}"
         except OSError as exc:
             reason = f"bwrap could not start: {exc}"
@@ -158,10 +156,10 @@ def _probe(bwrap: str | None) -> Containment:
     return Containment("weak:rlimits", cgroup_root=cgroup, nproc_binds=nproc_binds, reason=reason)
 
 
-def containment(*, allow_weak: bool = False) -> Containment:
+def find(trial, *, allow_weak: bool = False) -> Containment:
     """What contains untrusted programs here; InvalidInput naming the fix when only a weak sandbox exists
-    and `allow_weak` is not set."""
-    found = _probe(_bwrap_path())
+    and `allow_weak` is not set. `trial(candidate) -> RunResult` runs `pass` inside a candidate."""
+    found = _probe(_bwrap_path(), trial)
     if found.weak and not allow_weak:
         raise InvalidInput(
             f"LiveCodeBench runs model-written programs, and this machine cannot contain them ({found.reason}); "

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InvalidInput
-from harness.eval.containment import Containment, containment, weak_prefix
+from harness.eval.containment import Containment, find, weak_prefix
 from harness.eval.procs import kill_group
 
 SANDBOX_UID = 65534  # "nobody" inside the user namespace
@@ -83,6 +83,16 @@ def run_program(code: str, stdin: str = "", limits: Limits = Limits(), *, python
     (status "stopped"). `ro_paths`: more folders it may read (e.g. where a package it imports lives).
     """
     return _run(containment(allow_weak=allow_weak), code, stdin, limits, python or sys.executable, ro_paths, stop)
+
+
+def containment(*, allow_weak: bool = False) -> Containment:
+    """What contains untrusted programs here, probed once per process (harness.eval.containment);
+    InvalidInput naming the fix when only a weak sandbox exists and `allow_weak` is not set."""
+    return find(_trial, allow_weak=allow_weak)
+
+
+def _trial(candidate: Containment) -> RunResult:
+    return _run(candidate, "pass", "", Limits(timeout_s=30, cpu_s=30), sys.executable, ())
 
 
 def _run(box: Containment, code: str, stdin: str, limits: Limits, python: str, extra_ro: tuple, stop=None):
