@@ -1,9 +1,8 @@
-"""Resumable checkpoints and the final Hugging Face export.
+"""Resumable checkpoints (the final Hugging Face export: harness.train.export).
 
     checkpoints/step-000040/dcp/       torch.distributed.checkpoint: model weights and optimiser
                                        tensors, one shard file per writing rank, keyed by parameter name
     checkpoints/step-000040/state.pt   step, optimiser param groups, scheduler, data position, RNG, writer's world size
-    checkpoints/final/                 config.json, model.safetensors, tokenizer files (eval, vLLM)
 
 Every rank writes its shards (one process writes them all); DCP reshards on load, so a
 checkpoint written by N ranks resumes on M. A checkpoint is written to `step-XXXXXX.tmp` and
@@ -36,12 +35,7 @@ from torch.distributed.checkpoint import metadata as dcp_metadata
 from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.filesystem import FileSystemReader, _StorageInfo
 from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_state_dict,
-    set_state_dict,
-)
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from harness.errors import InvalidInput, RunFailed
 from harness.train.distributed import barrier
@@ -269,54 +263,3 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, dict]
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
     return int(state["step"]), state["data"]
-
-
-def full_model_state(model) -> dict:
-    """Every weight, unsharded, on CPU: on rank 0 under FSDP2 (other ranks get {}), else model.state_dict()."""
-    if _world_size() == 1:
-        return model.state_dict()
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return get_model_state_dict(model, options=options)
-
-
-def export_final(folder: Path, model, tokenizer, dtype: torch.dtype, export_state=None) -> Path:
-    """checkpoints/final: a plain Hugging Face folder, whatever modules a precision backend swapped in.
-
-    Collective: the full weights are gathered (under FSDP2) and rank 0 writes. `export_state(state,
-    config) -> state` is the precision backend's way back to HF names (PrecisionBackend.export_state:
-    Transformer Engine splits its fused layers into q/k/v and gate/up and drops its `_extra_state`);
-    None keeps the state as it is. The weights are copied into a freshly built model of the same
-    config, cast to `dtype` and saved with save_pretrained.
-    """
-    full = full_model_state(model)
-    if _rank() == 0:
-        if export_state is not None:
-            full = export_state(full, model.config)
-        _write_hf(folder, model.config, full, tokenizer, dtype)
-    barrier()
-    return folder
-
-
-def _write_hf(folder: Path, config, full: dict, tokenizer, dtype: torch.dtype) -> None:
-    from transformers import AutoModelForCausalLM
-
-    state = {k: v.detach().to("cpu", dtype) for k, v in full.items()}
-    with torch.device("meta"):
-        plain = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    plain.load_state_dict(state, strict=True, assign=True)
-    if plain.config.tie_word_embeddings:
-        plain.tie_weights()
-    plain.config.use_cache = True
-    ids = [
-        i for i in (tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id) if i is not None and i >= 0
-    ]
-    plain.generation_config.eos_token_id = ids  # a chat turn ends at <|im_end|>, a document at EOS
-    plain.generation_config.pad_token_id = tokenizer.pad_token_id
-    plain.config.eos_token_id = tokenizer.eos_token_id
-    plain.config.pad_token_id = tokenizer.pad_token_id
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    plain.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)

@@ -26,9 +26,10 @@ from harness.telemetry import Telemetry, flops_per_token
 from harness.telemetry.kernels import StepProfiler, profiled_steps
 from harness.train import attention
 from harness.train.batches import Batches, attention_context, steps_for
-from harness.train.checkpoint import export_final, latest_checkpoint, load_checkpoint, save_checkpoint
+from harness.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from harness.train.data import build_data
 from harness.train.distributed import World, all_reduce_sum, barrier, distributed, full_value, shard_model
+from harness.train.export import export_final
 from harness.train.loss import causal_lm_loss
 from harness.train.model import apply_runtime_options, build_model
 from harness.train.precision.registry import get_backend

@@ -19,7 +19,7 @@ from trainkit import qwen2_model
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from harness.recipes import parse
-from harness.train.checkpoint import export_final
+from harness.train.export import export_final
 from harness.train.model import apply_runtime_options
 from harness.train.precision.te import TEBackend
 from harness.train.precision.te_layer import (

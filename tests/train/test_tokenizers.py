@@ -44,7 +44,7 @@ def test_exported_tokenizer_reloads_with_the_same_ids(name, tmp_path, harness_ca
     import torch
     from transformers import AutoTokenizer
 
-    from harness.train.checkpoint import export_final
+    from harness.train.export import export_final
     from harness.train.model import build_model
 
     cfg = ModelConfig(preset="tiny", tokenizer=name)
