@@ -128,12 +128,17 @@ def swiglu_rows(tokens: int, iters: int) -> list[dict]:
                                   ("swiglu bwd", (h, grad), blockquant._swiglu_backward_reference)):  # fmt: skip
         want = reference(*args)
         checks = {"autotuned": near(blockquant._triton_swiglu(*args), want, tokens)}
-        for config in blockquant.swiglu_configs():
-            checks[f"warps {config.num_warps}"] = near(blockquant._triton_swiglu(*args, config=config), want, tokens)
+        config_ms = {}
+        for config in blockquant.swiglu_configs(backward=len(args) == 2):
+            label = f"warps {config.num_warps}" + (" split" if config.kwargs.get("SPLIT") else "")
+            checks[label] = near(blockquant._triton_swiglu(*args, config=config), want, tokens)
+            config_ms[label] = time_ms(
+                lambda args=args, config=config: blockquant._triton_swiglu(*args, config=config), iters
+            )
         ms = time_ms(lambda args=args: blockquant._triton_swiglu(*args), iters)
         read = sum(t.numel() * t.element_size() for t in args)
         written = sum(t.numel() * t.element_size() for t in want)
-        rows.append({"tensor": name, "rows": tokens, "cols": h.shape[1], "checks": checks,
+        rows.append({"tensor": name, "rows": tokens, "cols": h.shape[1], "checks": checks, "configs_ms": config_ms,
                      "triton": {"ms": ms, "gb_per_s": (read + written) / 1e9 / ms * 1e3}})  # fmt: skip
         del want
     return rows
@@ -183,8 +188,13 @@ def main(argv: list[str] | None = None) -> int:
               f"triton {row['triton']['ms']:6.3f} ms {row['triton']['gb_per_s']:5.0f} GB/s  "
               + (f"OUTSIDE THE TOLERANCE: {outside}" if outside else
                  f"within the tolerance in every configuration (autotuned: {row['checks']['autotuned']})"))  # fmt: skip
-    # the tiles per program and warps the autotuner chose, per (k, weight?, dtypes)
-    result["configs"] = {str(key): str(config) for key, config in blockquant._kernel().cache.items()}
+        print(" " * 15 + "per configuration: " + ", ".join(f"{c} {t:.3f} ms" for c, t in row["configs_ms"].items()))
+    # the configuration the autotuner chose per kernel and key (k or f, weight?, dtypes)
+    kernels = blockquant._kernels()
+    result["configs"] = {f"{kernel.fn.__name__} {key}": str(config)
+                         for kernel in (kernels.cast_transpose, kernels.swiglu_cast_transpose,
+                                        kernels.swiglu_backward_cast_transpose)
+                         for key, config in kernel.cache.items()}  # fmt: skip
     print("\n".join(f"config {key}: {config}" for key, config in result["configs"].items()))
     result["swiglu_within"] = within
     print(
