@@ -129,8 +129,8 @@ def swiglu_rows(tokens: int, iters: int) -> list[dict]:
         want = reference(*args)
         checks = {"autotuned": near(blockquant._triton_swiglu(*args), want, tokens)}
         config_ms = {}
-        for config in blockquant.swiglu_configs(backward=len(args) == 2):
-            label = f"warps {config.num_warps}" + (" split" if config.kwargs.get("SPLIT") else "")
+        for config in blockquant.swiglu_configs():
+            label = f"warps {config.num_warps}"
             checks[label] = near(blockquant._triton_swiglu(*args, config=config), want, tokens)
             config_ms[label] = time_ms(
                 lambda args=args, config=config: blockquant._triton_swiglu(*args, config=config), iters
