@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint import metadata as dcp_metadata
 from torch.distributed.checkpoint.api import CheckpointException
@@ -38,19 +37,11 @@ from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from harness.errors import InvalidInput, RunFailed
-from harness.train.distributed import barrier
+from harness.train.distributed import barrier, process_count, process_rank
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 STATE_FILE = "state.pt"
 SHARDS_DIR = "dcp"  # torch.distributed.checkpoint folder: model weights and optimiser tensors
-
-
-def _rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def _world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 @contextlib.contextmanager
@@ -183,7 +174,7 @@ def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, data_p
     """
     final = folder / f"step-{step:06d}"
     tmp = folder / f"step-{step:06d}.tmp"
-    rank0 = _rank() == 0
+    rank0 = process_rank() == 0
     if rank0:
         folder.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -201,7 +192,7 @@ def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, data_p
     if rank0:
         state = {
             "step": step,
-            "world_size": _world_size(),
+            "world_size": process_count(),
             "optim_param_groups": optim_state["param_groups"],
             "scheduler": scheduler.state_dict(),
             "data": dict(data_position),

@@ -133,6 +133,16 @@ def shard_model(model: nn.Module, world: World) -> nn.Module:
     return model
 
 
+def process_rank() -> int:
+    """This process's rank (0 without an initialised process group)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def process_count() -> int:
+    """How many processes train together (1 without an initialised process group)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def barrier() -> None:
     """Wait for every rank (no-op on one process)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

@@ -9,13 +9,12 @@ from pathlib import Path
 import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-from harness.train.checkpoint import _rank, _world_size
-from harness.train.distributed import barrier
+from harness.train.distributed import barrier, process_count, process_rank
 
 
 def full_model_state(model) -> dict:
     """Every weight, unsharded, on CPU: on rank 0 under FSDP2 (other ranks get {}), else model.state_dict()."""
-    if _world_size() == 1:
+    if process_count() == 1:
         return model.state_dict()
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     return get_model_state_dict(model, options=options)
@@ -31,7 +30,7 @@ def export_final(folder: Path, model, tokenizer, dtype: torch.dtype, export_stat
     config, cast to `dtype` and saved with save_pretrained.
     """
     full = full_model_state(model)
-    if _rank() == 0:
+    if process_rank() == 0:
         if export_state is not None:
             full = export_state(full, model.config)
         _write_hf(folder, model.config, full, tokenizer, dtype)
