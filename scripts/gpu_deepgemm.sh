@@ -12,8 +12,8 @@
 #   bash scripts/gpu_deepgemm.sh warm       # loss parity from a partly trained 1.5B (gpu_perf.sh warm) for
 #                                           # bf16, te:blockwise and deepgemm:blockwise (TE staged)
 #   bash scripts/gpu_deepgemm.sh step       # suites/gpu-7b.toml: bf16 vs deepgemm:blockwise on this card,
-#                                           # each with a kernel profile of warm-up steps 8-10 (STEP_SET
-#                                           # adds overrides: an 8-layer slice fits an H100)
+#                                           # each with a kernel profile of warm-up steps 8-10 (an 8-layer
+#                                           # slice on an H100; STEP_SET adds overrides)
 # The first DeepGEMM call of each shape JIT-compiles its kernel with nvcc (about a minute in all).
 # Results (json, logs) go to $OUT (default /tmp/gpu-out).
 set -uo pipefail
@@ -181,11 +181,11 @@ PY
     ;;
   step)
     # Full 7B depth, 16k tokens per step, compiled BF16 baseline (docs/PERFORMANCE.md's setting).
-    # STEP_SET="key=value ..." adds overrides, e.g. "name=gpu-7b-8layers model.num_layers=8" on an H100.
-    # Without STEP_SET, a card under 100 GB (an H100) gets the 8-layer slice: the full depth does not fit.
-    mem_gb=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
-    [ -z "${STEP_SET:-}" ] && [ "${mem_gb:-0}" -lt 100000 ] && STEP_SET="name=gpu-7b-8layers model.num_layers=8"
-    echo "card memory ${mem_gb} MiB, overrides: ${STEP_SET:-none}" > "$out/step-set.txt"
+    # A card under 100 GB (an H100) gets the 8-layer slice: the full depth does not fit. STEP_SET="key=value ..."
+    # adds overrides after it (later ones win), e.g. "stages.cpt.steps=20".
+    mem_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
+    [ "${mem_mib:-0}" -lt 100000 ] && STEP_SET="name=gpu-7b-8layers model.num_layers=8 ${STEP_SET:-}"
+    echo "card memory ${mem_mib} MiB, overrides: ${STEP_SET:-none}" > "$out/step-set.txt"
     step_set=()
     for kv in ${STEP_SET:-}; do step_set+=(--set "$kv"); done
     python3 -m harness.cli run suites/gpu-7b.toml --skip-eval --runs-dir /tmp/runs --quiet \
