@@ -23,7 +23,19 @@ import triton.language as tl
 # call (the configs' speeds: benchmarks/blockquant.py; the kernel's bytes do not depend on it).
 CONFIGS = [triton.Config({"K_TILES": 1}, num_warps=w) for w in (4, 8, 16)]
 CONFIGS += [triton.Config({"K_TILES": t}, num_warps=w, num_stages=2) for t in (2, 4) for w in (4, 8)]
-SWIGLU_CONFIGS = [triton.Config({}, num_warps=w) for w in (4, 8, 16)]
+# Left to itself, ptxas (CUDA 12.8 and 13.0, sm_90a) gives these kernels 32 registers a thread at 4 and
+# 8 warps (64 at 16) and spills the 128x128 FP32 tiles to local memory: 12-29 KB of spill stores a
+# thread for the SwiGLU backward. A register budget (maxnreg: 255 at 4 and 8 warps, 128 at 16) cuts
+# those to 4.7-13 KB and 2.6 KB (`ptxas -v`); fewer programs fit an SM. The autotuner measures both.
+_REGISTERS = ((4, None), (8, None), (16, None), (4, 255), (8, 255), (16, 128))
+CONFIGS += [triton.Config({"K_TILES": 1}, num_warps=w, maxnreg=r) for w, r in _REGISTERS if r]
+SWIGLU_CONFIGS = [triton.Config({}, num_warps=w, maxnreg=r) for w, r in _REGISTERS]
+# The backward kernel writes two tiles (d gate, d up) per program; SPLIT gives each its own program
+# (the pair adjacent in the launch order, so the second reads gate and the gradient from L2): fewer
+# live FP32 tiles a program, one more read of them from L2.
+SWIGLU_BACKWARD_CONFIGS = [
+    triton.Config({"SPLIT": split}, num_warps=w, maxnreg=r) for split in (False, True) for w, r in _REGISTERS
+]
 
 
 @triton.jit
@@ -114,21 +126,27 @@ def swiglu_cast_transpose(h_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_s
                      BLOCK, INV_FP8_MAX)  # fmt: skip
 
 
-@triton.autotune(configs=SWIGLU_CONFIGS, key=["f"])
+@triton.autotune(configs=SWIGLU_BACKWARD_CONFIGS, key=["f"])
 @triton.jit
 def swiglu_backward_cast_transpose(h_ptr, da_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_stride,
-                                   BLOCK: tl.constexpr, INV_FP8_MAX: tl.constexpr):  # fmt: skip
-    tile_m, tile_f = tl.program_id(0), tl.program_id(1)
+                                   BLOCK: tl.constexpr, INV_FP8_MAX: tl.constexpr, SPLIT: tl.constexpr):  # fmt: skip
+    # SPLIT: programs 2i and 2i+1 take tile row i's d gate and d up (the grid's first axis doubled)
+    tile_m = tl.program_id(0) // 2 if SPLIT else tl.program_id(0)
+    tile_f = tl.program_id(1)
     lanes = tl.arange(0, BLOCK)
     rows, cols = tile_m * BLOCK + lanes, tile_f * BLOCK + lanes
     inside, real = rows < m, cols < 2 * f
-    gate, up = _gate_up(h_ptr, rows, cols, inside, f)
+    at = rows[:, None] * (2 * f) + cols[None, :]
+    gate = tl.load(h_ptr + at, mask=inside[:, None], other=0.0).to(tl.float32)
     da = tl.load(da_ptr + rows[:, None] * f + cols[None, :], mask=inside[:, None], other=0.0).to(tl.float32)
     s = tl.sigmoid(gate)
-    d_gate = da * up * (s * (1.0 + gate * (1.0 - s)))
-    d_up = da * gate * s
-    # d[gate | up] [m, 2f]: this program's gate tile and, f columns on, its up tile
-    _activation_tile(d_gate, tile_m, tile_f, rows, cols, inside, real, q_ptr, s_ptr, qt_ptr, st_ptr, 2 * f, m128,
-                     row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
-    _activation_tile(d_up, tile_m, tile_f + f // BLOCK, rows, cols + f, inside, real, q_ptr, s_ptr, qt_ptr, st_ptr,
-                     2 * f, m128, row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
+    if not SPLIT or tl.program_id(0) % 2 == 0:
+        up = tl.load(h_ptr + at + f, mask=inside[:, None], other=0.0).to(tl.float32)
+        d_gate = da * up * (s * (1.0 + gate * (1.0 - s)))
+        # d[gate | up] [m, 2f]: this program's gate tile and, f columns on, its up tile
+        _activation_tile(d_gate, tile_m, tile_f, rows, cols, inside, real, q_ptr, s_ptr, qt_ptr, st_ptr, 2 * f,
+                         m128, row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
+    if not SPLIT or tl.program_id(0) % 2 == 1:
+        d_up = da * gate * s
+        _activation_tile(d_up, tile_m, tile_f + f // BLOCK, rows, cols + f, inside, real, q_ptr, s_ptr, qt_ptr,
+                         st_ptr, 2 * f, m128, row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
