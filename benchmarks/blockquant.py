@@ -138,6 +138,7 @@ def swiglu_rows(tokens: int, iters: int) -> list[dict]:
         config_ms = {}
         for config in blockquant.swiglu_configs(backward=len(args) == 2):
             label = f"warps {config.num_warps}" + (" split" if config.kwargs.get("SPLIT") else "") + _regs(config)
+            label += f" strips of {config.kwargs['STRIP']}" if config.kwargs.get("STRIP") else ""
             checks[label] = near(blockquant._triton_swiglu(*args, config=config), want, tokens)
             config_ms[label] = time_ms(
                 lambda args=args, config=config: blockquant._triton_swiglu(*args, config=config), iters

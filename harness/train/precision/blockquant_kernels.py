@@ -33,8 +33,16 @@ SWIGLU_CONFIGS = [triton.Config({}, num_warps=w, maxnreg=r) for w, r in _REGISTE
 # The backward kernel writes two tiles (d gate, d up) per program; SPLIT gives each its own program
 # (the pair adjacent in the launch order, so the second reads gate and the gradient from L2): fewer
 # live FP32 tiles a program, one more read of them from L2.
+# STRIP (rows) takes the program's pair of tiles in strips: the row-scaled layout and its scales are
+# written strip by strip while the column amaxes accumulate, then each strip is computed again (its
+# inputs read from L2) for the transposed layout: an eighth to a quarter of the live FP32 values.
 SWIGLU_BACKWARD_CONFIGS = [
-    triton.Config({"SPLIT": split}, num_warps=w, maxnreg=r) for split in (False, True) for w, r in _REGISTERS
+    triton.Config({"SPLIT": split, "STRIP": 0}, num_warps=w, maxnreg=r)
+    for split in (False, True)
+    for w, r in _REGISTERS
+]
+SWIGLU_BACKWARD_CONFIGS += [
+    triton.Config({"SPLIT": False, "STRIP": strip}, num_warps=w) for strip in (16, 32, 64) for w in (4, 8, 16)
 ]
 
 
@@ -126,27 +134,79 @@ def swiglu_cast_transpose(h_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_s
                      BLOCK, INV_FP8_MAX)  # fmt: skip
 
 
+@triton.jit
+def _swiglu_grads(h_ptr, da_ptr, rows, cols, inside, f):
+    """d gate and d up (FP32) at `rows` x gate columns `cols`, for h = [gate | up] and da = d(silu(gate) * up)."""
+    gate, up = _gate_up(h_ptr, rows, cols, inside, f)
+    da = tl.load(da_ptr + rows[:, None] * f + cols[None, :], mask=inside[:, None], other=0.0).to(tl.float32)
+    s = tl.sigmoid(gate)
+    return da * up * (s * (1.0 + gate * (1.0 - s))), da * gate * s
+
+
+@triton.jit
+def _backward_in_strips(h_ptr, da_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_stride, tile_m, tile_f,
+                        BLOCK: tl.constexpr, STRIP: tl.constexpr, INV_FP8_MAX: tl.constexpr):  # fmt: skip
+    """The backward kernel's d gate and d up tiles, STRIP rows at a time (the roundings of _activation_tile)."""
+    k, up_tile = 2 * f, tile_f + f // BLOCK  # d[gate | up] [m, 2f]: the up tile is f columns on
+    cols, strip = tile_f * BLOCK + tl.arange(0, BLOCK), tl.arange(0, STRIP)
+    gate_amax = tl.full([BLOCK], 1e-12, tl.float32)  # the column amaxes, over the strips
+    up_amax = tl.full([BLOCK], 1e-12, tl.float32)
+    one = tl.full([STRIP], 1.0, tl.float32)
+    for i in tl.range(0, BLOCK // STRIP):  # rows: their 1x128 groups are whole in a strip
+        rows = tile_m * BLOCK + i * STRIP + strip
+        inside = rows < m
+        d_gate, d_up = _swiglu_grads(h_ptr, da_ptr, rows, cols, inside, f)
+        gate_rows = tl.maximum(tl.max(tl.abs(d_gate), axis=1), 1e-12)
+        up_rows = tl.maximum(tl.max(tl.abs(d_up), axis=1), 1e-12)
+        gate_amax = tl.maximum(gate_amax, tl.max(tl.abs(d_gate), axis=0))
+        up_amax = tl.maximum(up_amax, tl.max(tl.abs(d_up), axis=0))
+        q_ptrs = q_ptr + rows[:, None] * k + cols[None, :]
+        tl.store(
+            q_ptrs, (d_gate * (tl.div_rn(one, gate_rows) * 448.0)[:, None]).to(tl.float8e4nv), mask=inside[:, None]
+        )
+        tl.store(
+            q_ptrs + f, (d_up * (tl.div_rn(one, up_rows) * 448.0)[:, None]).to(tl.float8e4nv), mask=inside[:, None]
+        )
+        tl.store(s_ptr + tile_f * row_stride + rows, gate_rows * INV_FP8_MAX, mask=inside)
+        tl.store(s_ptr + up_tile * row_stride + rows, up_rows * INV_FP8_MAX, mask=inside)
+    ones = tl.full([BLOCK], 1.0, tl.float32)
+    gate_scale, up_scale = tl.div_rn(ones, gate_amax) * 448.0, tl.div_rn(ones, up_amax) * 448.0
+    for i in tl.range(0, BLOCK // STRIP):  # columns: the transposed layout, each strip computed again
+        rows = tile_m * BLOCK + i * STRIP + strip  # rows past m are x^T's zero padding
+        d_gate, d_up = _swiglu_grads(h_ptr, da_ptr, rows, cols, rows < m, f)
+        qt_ptrs = qt_ptr + cols[:, None] * m128 + rows[None, :]
+        tl.store(qt_ptrs, tl.trans((d_gate * gate_scale[None, :]).to(tl.float8e4nv)))
+        tl.store(qt_ptrs + f * m128, tl.trans((d_up * up_scale[None, :]).to(tl.float8e4nv)))
+    tl.store(st_ptr + tile_m * k + cols, gate_amax * INV_FP8_MAX)
+    tl.store(st_ptr + tile_m * k + cols + f, up_amax * INV_FP8_MAX)
+
+
 @triton.autotune(configs=SWIGLU_BACKWARD_CONFIGS, key=["f"])
 @triton.jit
 def swiglu_backward_cast_transpose(h_ptr, da_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_stride,
-                                   BLOCK: tl.constexpr, INV_FP8_MAX: tl.constexpr, SPLIT: tl.constexpr):  # fmt: skip
-    # SPLIT: programs 2i and 2i+1 take tile row i's d gate and d up (the grid's first axis doubled)
-    tile_m = tl.program_id(0) // 2 if SPLIT else tl.program_id(0)
-    tile_f = tl.program_id(1)
-    lanes = tl.arange(0, BLOCK)
-    rows, cols = tile_m * BLOCK + lanes, tile_f * BLOCK + lanes
-    inside, real = rows < m, cols < 2 * f
-    at = rows[:, None] * (2 * f) + cols[None, :]
-    gate = tl.load(h_ptr + at, mask=inside[:, None], other=0.0).to(tl.float32)
-    da = tl.load(da_ptr + rows[:, None] * f + cols[None, :], mask=inside[:, None], other=0.0).to(tl.float32)
-    s = tl.sigmoid(gate)
-    if not SPLIT or tl.program_id(0) % 2 == 0:
-        up = tl.load(h_ptr + at + f, mask=inside[:, None], other=0.0).to(tl.float32)
-        d_gate = da * up * (s * (1.0 + gate * (1.0 - s)))
-        # d[gate | up] [m, 2f]: this program's gate tile and, f columns on, its up tile
-        _activation_tile(d_gate, tile_m, tile_f, rows, cols, inside, real, q_ptr, s_ptr, qt_ptr, st_ptr, 2 * f,
-                         m128, row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
-    if not SPLIT or tl.program_id(0) % 2 == 1:
-        d_up = da * gate * s
-        _activation_tile(d_up, tile_m, tile_f + f // BLOCK, rows, cols + f, inside, real, q_ptr, s_ptr, qt_ptr,
-                         st_ptr, 2 * f, m128, row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
+                                   BLOCK: tl.constexpr, INV_FP8_MAX: tl.constexpr, SPLIT: tl.constexpr,
+                                   STRIP: tl.constexpr):  # fmt: skip
+    if STRIP:
+        _backward_in_strips(h_ptr, da_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_stride, tl.program_id(0),
+                            tl.program_id(1), BLOCK, STRIP, INV_FP8_MAX)  # fmt: skip
+    else:
+        # SPLIT: programs 2i and 2i+1 take tile row i's d gate and d up (the grid's first axis doubled)
+        tile_m = tl.program_id(0) // 2 if SPLIT else tl.program_id(0)
+        tile_f = tl.program_id(1)
+        lanes = tl.arange(0, BLOCK)
+        rows, cols = tile_m * BLOCK + lanes, tile_f * BLOCK + lanes
+        inside, real = rows < m, cols < 2 * f
+        at = rows[:, None] * (2 * f) + cols[None, :]
+        gate = tl.load(h_ptr + at, mask=inside[:, None], other=0.0).to(tl.float32)
+        da = tl.load(da_ptr + rows[:, None] * f + cols[None, :], mask=inside[:, None], other=0.0).to(tl.float32)
+        s = tl.sigmoid(gate)
+        if not SPLIT or tl.program_id(0) % 2 == 0:
+            up = tl.load(h_ptr + at + f, mask=inside[:, None], other=0.0).to(tl.float32)
+            d_gate = da * up * (s * (1.0 + gate * (1.0 - s)))
+            # d[gate | up] [m, 2f]: this program's gate tile and, f columns on, its up tile
+            _activation_tile(d_gate, tile_m, tile_f, rows, cols, inside, real, q_ptr, s_ptr, qt_ptr, st_ptr, 2 * f,
+                             m128, row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
+        if not SPLIT or tl.program_id(0) % 2 == 1:
+            d_up = da * gate * s
+            _activation_tile(d_up, tile_m, tile_f + f // BLOCK, rows, cols + f, inside, real, q_ptr, s_ptr, qt_ptr,
+                             st_ptr, 2 * f, m128, row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
