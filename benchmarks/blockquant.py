@@ -55,11 +55,6 @@ def tensors(tokens: int) -> list[tuple[str, int, int, torch.dtype, bool, float]]
     ]  # fmt: skip
 
 
-def _regs(config) -> str:
-    """A configuration's register budget in its label ("" for ptxas's own choice)."""
-    return f" maxnreg {config.maxnreg}" if getattr(config, "maxnreg", None) else ""
-
-
 def _reference(x: torch.Tensor, weight: bool):
     return blockquant._blocks_reference(x) if weight else blockquant._rows_cols_reference(x)
 
@@ -81,9 +76,7 @@ def differences(x: torch.Tensor, weight: bool) -> dict:
     want = _reference(x, weight)
     out = {"autotuned": _differing(blockquant._triton_quantize(x, weight), want, x.shape[0], weight)}
     for config in blockquant.kernel_configs():
-        label = f"K_TILES {config.kwargs['K_TILES']} warps {config.num_warps} stages {config.num_stages}" + _regs(
-            config
-        )
+        label = f"K_TILES {config.kwargs['K_TILES']} warps {config.num_warps} stages {config.num_stages}"
         out[label] = _differing(blockquant._triton_quantize(x, weight, config), want, x.shape[0], weight)
     return out
 
@@ -136,9 +129,8 @@ def swiglu_rows(tokens: int, iters: int) -> list[dict]:
         want = reference(*args)
         checks = {"autotuned": near(blockquant._triton_swiglu(*args), want, tokens)}
         config_ms = {}
-        for config in blockquant.swiglu_configs(backward=len(args) == 2):
-            label = f"warps {config.num_warps}" + (" split" if config.kwargs.get("SPLIT") else "") + _regs(config)
-            label += f" strips of {config.kwargs['STRIP']}" if config.kwargs.get("STRIP") else ""
+        for config in blockquant.swiglu_configs():
+            label = f"warps {config.num_warps}"
             checks[label] = near(blockquant._triton_swiglu(*args, config=config), want, tokens)
             config_ms[label] = time_ms(
                 lambda args=args, config=config: blockquant._triton_swiglu(*args, config=config), iters

@@ -244,11 +244,7 @@ def _triton_swiglu(h: torch.Tensor, grad: torch.Tensor | None = None, config=Non
     args = (h, *outputs) if grad is None else (h, grad, *outputs)
     args += (m, f, _round_up(m, BLOCK), outputs[1].shape[1])
     kernel = _kernels().swiglu_cast_transpose if grad is None else _kernels().swiglu_backward_cast_transpose
-    tiles = _round_up(m, BLOCK) // BLOCK
-
-    def grid(meta):  # the backward kernel's SPLIT configurations take a program per output tile
-        return (tiles * (2 if meta.get("SPLIT") else 1), f // BLOCK)
-
+    grid = (_round_up(m, BLOCK) // BLOCK, f // BLOCK)
     constants = {"BLOCK": BLOCK, "INV_FP8_MAX": INV_FP8_MAX}
     if config is None:
         kernel[grid](*args, **constants)
@@ -257,6 +253,6 @@ def _triton_swiglu(h: torch.Tensor, grad: torch.Tensor | None = None, config=Non
     return outputs
 
 
-def swiglu_configs(backward: bool = False) -> list:
-    """The configurations the forward (or backward) SwiGLU kernel's autotuner chooses among."""
-    return list(_kernels().SWIGLU_BACKWARD_CONFIGS if backward else _kernels().SWIGLU_CONFIGS)
+def swiglu_configs() -> list:
+    """The configurations the SwiGLU kernels' autotuner chooses among."""
+    return list(_kernels().SWIGLU_CONFIGS)

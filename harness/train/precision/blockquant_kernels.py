@@ -23,27 +23,7 @@ import triton.language as tl
 # call (the configs' speeds: benchmarks/blockquant.py; the kernel's bytes do not depend on it).
 CONFIGS = [triton.Config({"K_TILES": 1}, num_warps=w) for w in (4, 8, 16)]
 CONFIGS += [triton.Config({"K_TILES": t}, num_warps=w, num_stages=2) for t in (2, 4) for w in (4, 8)]
-# Left to itself, ptxas (CUDA 12.8 and 13.0, sm_90a) spills these kernels' 128x128 FP32 tiles to local
-# memory: the SwiGLU backward gets 32 registers a thread at 4 and 8 warps (64 at 16) and 12-29 KB of
-# spill stores. A register budget (maxnreg: 255 at 4 and 8 warps, 128 at 16) cuts those to 4.7-13 KB
-# and 2.6 KB (`ptxas -v`); fewer programs fit an SM. The autotuner measures both.
-_REGISTERS = ((4, None), (8, None), (16, None), (4, 255), (8, 255), (16, 128))
-CONFIGS += [triton.Config({"K_TILES": 1}, num_warps=w, maxnreg=r) for w, r in _REGISTERS if r]
-# STRIP (rows): a SwiGLU kernel's tile in strips: the row-scaled layout and its scales written strip by
-# strip while the column amaxes gather, then each strip computed again (its inputs read from L2) for the
-# transposed layout; an eighth to a quarter of the live FP32 values, no spills at sm_90a. 0: the whole tile.
-_STRIPS = [(strip, w) for strip in (16, 32, 64) for w in (4, 8, 16)]
-SWIGLU_CONFIGS = [triton.Config({"STRIP": 0}, num_warps=w, maxnreg=r) for w, r in _REGISTERS]
-SWIGLU_CONFIGS += [triton.Config({"STRIP": strip}, num_warps=w) for strip, w in _STRIPS]
-# The backward kernel writes two tiles (d gate, d up) per program; SPLIT gives each its own program
-# (the pair adjacent in the launch order, so the second reads gate and the gradient from L2): fewer
-# live FP32 tiles a program, one more read of them from L2.
-SWIGLU_BACKWARD_CONFIGS = [
-    triton.Config({"SPLIT": split, "STRIP": 0}, num_warps=w, maxnreg=r)
-    for split in (False, True)
-    for w, r in _REGISTERS
-]
-SWIGLU_BACKWARD_CONFIGS += [triton.Config({"SPLIT": False, "STRIP": strip}, num_warps=w) for strip, w in _STRIPS]
+SWIGLU_CONFIGS = [triton.Config({}, num_warps=w) for w in (4, 8, 16)]
 
 
 @triton.jit
@@ -123,128 +103,32 @@ def _gate_up(h_ptr, rows, cols, inside, f):
 @triton.autotune(configs=SWIGLU_CONFIGS, key=["f"])
 @triton.jit
 def swiglu_cast_transpose(h_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_stride, BLOCK: tl.constexpr,
-                          INV_FP8_MAX: tl.constexpr, STRIP: tl.constexpr):  # fmt: skip
+                          INV_FP8_MAX: tl.constexpr):  # fmt: skip
     tile_m, tile_f = tl.program_id(0), tl.program_id(1)
-    if STRIP:
-        _forward_in_strips(h_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_stride, tile_m, tile_f, BLOCK, STRIP,
-                           INV_FP8_MAX)  # fmt: skip
-    else:
-        lanes = tl.arange(0, BLOCK)
-        rows, cols = tile_m * BLOCK + lanes, tile_f * BLOCK + lanes
-        inside, real = rows < m, cols < f  # f is a multiple of 128: every column is real
-        gate, up = _gate_up(h_ptr, rows, cols, inside, f)
-        a = gate * tl.sigmoid(gate) * up
-        _activation_tile(a, tile_m, tile_f, rows, cols, inside, real, q_ptr, s_ptr, qt_ptr, st_ptr, f, m128,
-                         row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
+    lanes = tl.arange(0, BLOCK)
+    rows, cols = tile_m * BLOCK + lanes, tile_f * BLOCK + lanes
+    inside, real = rows < m, cols < f  # f is a multiple of 128: every column is real
+    gate, up = _gate_up(h_ptr, rows, cols, inside, f)
+    a = gate * tl.sigmoid(gate) * up
+    _activation_tile(a, tile_m, tile_f, rows, cols, inside, real, q_ptr, s_ptr, qt_ptr, st_ptr, f, m128, row_stride,
+                     BLOCK, INV_FP8_MAX)  # fmt: skip
 
 
+@triton.autotune(configs=SWIGLU_CONFIGS, key=["f"])
 @triton.jit
-def _swiglu_grads(h_ptr, da_ptr, rows, cols, inside, f):
-    """d gate and d up (FP32) at `rows` x gate columns `cols`, for h = [gate | up] and da = d(silu(gate) * up)."""
+def swiglu_backward_cast_transpose(h_ptr, da_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_stride,
+                                   BLOCK: tl.constexpr, INV_FP8_MAX: tl.constexpr):  # fmt: skip
+    tile_m, tile_f = tl.program_id(0), tl.program_id(1)
+    lanes = tl.arange(0, BLOCK)
+    rows, cols = tile_m * BLOCK + lanes, tile_f * BLOCK + lanes
+    inside, real = rows < m, cols < 2 * f
     gate, up = _gate_up(h_ptr, rows, cols, inside, f)
     da = tl.load(da_ptr + rows[:, None] * f + cols[None, :], mask=inside[:, None], other=0.0).to(tl.float32)
     s = tl.sigmoid(gate)
-    return da * up * (s * (1.0 + gate * (1.0 - s))), da * gate * s
-
-
-@triton.jit
-def _strip_rows(x, rows, cols, inside, q_ptr, s_ptr, tile_k, k, row_stride, INV_FP8_MAX: tl.constexpr):
-    """A strip of rows of an activation tile [m, k] (whole 1x128 row groups): its row-scaled bytes and
-    scales stored (_cast_both's roundings); returns its column amaxes, for the caller to gather."""
-    magnitude = tl.abs(x)
-    row_amax = tl.maximum(tl.max(magnitude, axis=1), 1e-12)
-    q = (x * _multiplier(row_amax)[:, None]).to(tl.float8e4nv)
-    tl.store(q_ptr + rows[:, None] * k + cols[None, :], q, mask=inside[:, None])
-    tl.store(s_ptr + tile_k * row_stride + rows, row_amax * INV_FP8_MAX, mask=inside)
-    return tl.max(magnitude, axis=0)
-
-
-@triton.jit
-def _strip_columns(x, multiplier, rows, cols, qt_ptr, m128):
-    """The same strip in x^T's layout, scaled by the whole tile's column amaxes (rows past m: x^T's zero padding)."""
-    tl.store(qt_ptr + cols[:, None] * m128 + rows[None, :], tl.trans((x * multiplier[None, :]).to(tl.float8e4nv)))
-
-
-@triton.jit
-def _multiplier(amax):
-    """448 / amax with _cast_both's roundings (an IEEE reciprocal, times 448)."""
-    return tl.div_rn(tl.zeros_like(amax) + 1.0, amax) * 448.0
-
-
-@triton.jit
-def _forward_in_strips(h_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_stride, tile_m, tile_f,
-                       BLOCK: tl.constexpr, STRIP: tl.constexpr, INV_FP8_MAX: tl.constexpr):  # fmt: skip
-    """swiglu_cast_transpose's tile STRIP rows at a time: row-scaled bytes per strip while the column
-    amaxes gather, then each strip computed again (its inputs read from L2) for x^T."""
-    cols, strip = tile_f * BLOCK + tl.arange(0, BLOCK), tl.arange(0, STRIP)
-    amax = tl.full([BLOCK], 1e-12, tl.float32)
-    for i in tl.range(0, BLOCK // STRIP):
-        rows = tile_m * BLOCK + i * STRIP + strip
-        gate, up = _gate_up(h_ptr, rows, cols, rows < m, f)
-        a = gate * tl.sigmoid(gate) * up
-        amax = tl.maximum(amax, _strip_rows(a, rows, cols, rows < m, q_ptr, s_ptr, tile_f, f, row_stride, INV_FP8_MAX))
-    multiplier = _multiplier(amax)
-    for i in tl.range(0, BLOCK // STRIP):
-        rows = tile_m * BLOCK + i * STRIP + strip
-        gate, up = _gate_up(h_ptr, rows, cols, rows < m, f)
-        _strip_columns(gate * tl.sigmoid(gate) * up, multiplier, rows, cols, qt_ptr, m128)
-    tl.store(st_ptr + tile_m * f + cols, amax * INV_FP8_MAX)
-
-
-@triton.jit
-def _backward_in_strips(h_ptr, da_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_stride, tile_m, tile_f,
-                        BLOCK: tl.constexpr, STRIP: tl.constexpr, INV_FP8_MAX: tl.constexpr):  # fmt: skip
-    """The backward kernel's d gate and d up tiles, STRIP rows at a time, as _forward_in_strips."""
-    k, up_tile = 2 * f, tile_f + f // BLOCK  # d[gate | up] [m, 2f]: the up tile is f columns on
-    cols, strip = tile_f * BLOCK + tl.arange(0, BLOCK), tl.arange(0, STRIP)
-    gate_amax = tl.full([BLOCK], 1e-12, tl.float32)
-    up_amax = tl.full([BLOCK], 1e-12, tl.float32)
-    for i in tl.range(0, BLOCK // STRIP):
-        rows = tile_m * BLOCK + i * STRIP + strip
-        inside = rows < m
-        d_gate, d_up = _swiglu_grads(h_ptr, da_ptr, rows, cols, inside, f)
-        gate_amax = tl.maximum(
-            gate_amax, _strip_rows(d_gate, rows, cols, inside, q_ptr, s_ptr, tile_f, k, row_stride, INV_FP8_MAX)
-        )
-        up_amax = tl.maximum(
-            up_amax, _strip_rows(d_up, rows, cols + f, inside, q_ptr, s_ptr, up_tile, k, row_stride, INV_FP8_MAX)
-        )
-    gate_multiplier, up_multiplier = _multiplier(gate_amax), _multiplier(up_amax)
-    for i in tl.range(0, BLOCK // STRIP):
-        rows = tile_m * BLOCK + i * STRIP + strip
-        d_gate, d_up = _swiglu_grads(h_ptr, da_ptr, rows, cols, rows < m, f)
-        _strip_columns(d_gate, gate_multiplier, rows, cols, qt_ptr, m128)
-        _strip_columns(d_up, up_multiplier, rows, cols + f, qt_ptr, m128)
-    tl.store(st_ptr + tile_m * k + cols, gate_amax * INV_FP8_MAX)
-    tl.store(st_ptr + tile_m * k + cols + f, up_amax * INV_FP8_MAX)
-
-
-@triton.autotune(configs=SWIGLU_BACKWARD_CONFIGS, key=["f"])
-@triton.jit
-def swiglu_backward_cast_transpose(h_ptr, da_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_stride,
-                                   BLOCK: tl.constexpr, INV_FP8_MAX: tl.constexpr, SPLIT: tl.constexpr,
-                                   STRIP: tl.constexpr):  # fmt: skip
-    if STRIP:
-        _backward_in_strips(h_ptr, da_ptr, q_ptr, s_ptr, qt_ptr, st_ptr, m, f, m128, row_stride, tl.program_id(0),
-                            tl.program_id(1), BLOCK, STRIP, INV_FP8_MAX)  # fmt: skip
-    else:
-        # SPLIT: programs 2i and 2i+1 take tile row i's d gate and d up (the grid's first axis doubled)
-        tile_m = tl.program_id(0) // 2 if SPLIT else tl.program_id(0)
-        tile_f = tl.program_id(1)
-        lanes = tl.arange(0, BLOCK)
-        rows, cols = tile_m * BLOCK + lanes, tile_f * BLOCK + lanes
-        inside, real = rows < m, cols < 2 * f
-        at = rows[:, None] * (2 * f) + cols[None, :]
-        gate = tl.load(h_ptr + at, mask=inside[:, None], other=0.0).to(tl.float32)
-        da = tl.load(da_ptr + rows[:, None] * f + cols[None, :], mask=inside[:, None], other=0.0).to(tl.float32)
-        s = tl.sigmoid(gate)
-        if not SPLIT or tl.program_id(0) % 2 == 0:
-            up = tl.load(h_ptr + at + f, mask=inside[:, None], other=0.0).to(tl.float32)
-            d_gate = da * up * (s * (1.0 + gate * (1.0 - s)))
-            # d[gate | up] [m, 2f]: this program's gate tile and, f columns on, its up tile
-            _activation_tile(d_gate, tile_m, tile_f, rows, cols, inside, real, q_ptr, s_ptr, qt_ptr, st_ptr, 2 * f,
-                             m128, row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
-        if not SPLIT or tl.program_id(0) % 2 == 1:
-            d_up = da * gate * s
-            _activation_tile(d_up, tile_m, tile_f + f // BLOCK, rows, cols + f, inside, real, q_ptr, s_ptr, qt_ptr,
-                             st_ptr, 2 * f, m128, row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
+    d_gate = da * up * (s * (1.0 + gate * (1.0 - s)))
+    d_up = da * gate * s
+    # d[gate | up] [m, 2f]: this program's gate tile and, f columns on, its up tile
+    _activation_tile(d_gate, tile_m, tile_f, rows, cols, inside, real, q_ptr, s_ptr, qt_ptr, st_ptr, 2 * f, m128,
+                     row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
+    _activation_tile(d_up, tile_m, tile_f + f // BLOCK, rows, cols + f, inside, real, q_ptr, s_ptr, qt_ptr, st_ptr,
+                     2 * f, m128, row_stride, BLOCK, INV_FP8_MAX)  # fmt: skip
