@@ -2,6 +2,7 @@
 
     python -m benchmarks.gemms --out gemms.json                 # Qwen2.5-7B shapes, 16,384 tokens
     python -m benchmarks.gemms --backends per-tensor,deepgemm --tokens 8192
+    python -m benchmarks.gemms --backends deepgemm-store,deepgemm-pipelined --passes wgrad
 
 For each linear (q/k/v fused, o, gate/up fused, down) and each of its three GEMMs, as the layer's
 training step runs them (x [tokens, in], W [out, in], dy [tokens, out]):
@@ -24,6 +25,8 @@ transposes are the recipe's cost, not the GEMM's. Backends:
                   zeroed before each wgrad (the kernel as released adds into it)
     deepgemm-store the same GEMMs, the wgrad as deepgemm:blockwise calls it: BF16 output written, not
                   accumulated (`accumulate=False`, scripts/deepgemm-wgrad-store.patch)
+    deepgemm-pipelined  deepgemm-store with the wgrad's promotion overlapped with the next k block's
+                  WGMMAs (`pipelined=True`, scripts/deepgemm-wgrad-pipeline.patch)
 
 A backend this machine lacks is reported with why, not skipped silently. Needs a CUDA GPU with
 FP8 (Hopper); measured figures belong in docs/PERFORMANCE.md with the machine named.
@@ -49,7 +52,8 @@ FP8 = torch.float8_e4m3fn
 # Qwen2.5-7B: hidden 3584, 28 query / 4 KV heads of 128, FFN 18944; (out, in) of each linear.
 LINEARS = {"qkv": (4608, 3584), "o": (3584, 3584), "gate_up": (37888, 3584), "down": (3584, 18944)}
 LAYERS = 28
-BACKENDS = ("per-tensor", "cublas-block", "deepgemm", "deepgemm-store")
+BACKENDS = ("per-tensor", "cublas-block", "deepgemm", "deepgemm-store", "deepgemm-pipelined")
+PASSES = ("fwd", "dgrad", "wgrad")
 
 
 def gemm_shapes(tokens: int) -> list[tuple[str, str, int, int, int]]:
@@ -102,7 +106,7 @@ def _cublas_block(a, b, wgrad: bool):
     return lambda: scaled_mm(qa, qb.t(), sa, ScalingType.BlockWise1x128, sb, recipe_b, output_dtype=torch.bfloat16)
 
 
-def _deepgemm(a, b, wgrad: bool, store: bool = False):
+def _deepgemm(a, b, wgrad: bool, store: bool = False, pipelined: bool = False):
     import deep_gemm
 
     qa, sa = per_group(a)
@@ -111,6 +115,9 @@ def _deepgemm(a, b, wgrad: bool, store: bool = False):
         out = torch.zeros(a.shape[0], b.shape[0], device=a.device, dtype=torch.bfloat16 if store else torch.float32)
 
         def run():
+            if pipelined:
+                deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), out, accumulate=False, pipelined=True)
+                return out
             if store:  # written in BF16, as the recipe's weight gradient (the patched kernel)
                 deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), out, accumulate=False)
                 return out
@@ -131,14 +138,16 @@ def _deepgemm(a, b, wgrad: bool, store: bool = False):
 
 
 MAKERS = {"per-tensor": _per_tensor, "cublas-block": _cublas_block, "deepgemm": _deepgemm,
-          "deepgemm-store": lambda a, b, wgrad: _deepgemm(a, b, wgrad, store=True)}  # fmt: skip
+          "deepgemm-store": lambda a, b, wgrad: _deepgemm(a, b, wgrad, store=True),
+          "deepgemm-pipelined": lambda a, b, wgrad: _deepgemm(a, b, wgrad, store=True, pipelined=True)}  # fmt: skip
 
 
-def measure(backends: list[str], tokens: int, iters: int) -> dict:
-    """Every GEMM of one layer under every backend: {"rows": [...], "layer": {backend: {ms, tflops}}, "unavailable": {...}}."""
+def measure(backends: list[str], tokens: int, iters: int, passes: tuple[str, ...] = PASSES) -> dict:
+    """Every GEMM of one layer (of `passes`) under every backend: {"rows": [...], "layer": {backend: {ms, tflops}},
+    "unavailable": {...}}; "layer" sums the passes measured."""
     device = torch.device("cuda")
     rows, unavailable = [], {}
-    for name, pas, m, n, k in gemm_shapes(tokens):
+    for name, pas, m, n, k in (shape for shape in gemm_shapes(tokens) if shape[1] in passes):
         a = torch.randn(m, k, device=device)  # the NT form: out[m, n] = a[m, k] @ b[n, k]^T
         b = torch.randn(n, k, device=device)
         reference = a @ b.t()
@@ -181,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default=",".join(BACKENDS), help=f"comma-separated, of {', '.join(BACKENDS)}")
     parser.add_argument("--tokens", type=int, default=16384, help="tokens per GEMM (a multiple of 128)")
+    parser.add_argument("--passes", default=",".join(PASSES), help=f"comma-separated, of {', '.join(PASSES)}")
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     args = parser.parse_args(argv)
@@ -191,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
             f"benchmarks.gemms: unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}", file=sys.stderr
         )
         return 2
+    passes = tuple(p.strip() for p in args.passes.split(",") if p.strip())
+    if not passes or set(passes) - set(PASSES):
+        print(
+            f"benchmarks.gemms: --passes {args.passes!r}: a comma-separated subset of {', '.join(PASSES)}",
+            file=sys.stderr,
+        )
+        return 2
     if args.tokens <= 0 or args.tokens % BLOCK:
         print(f"benchmarks.gemms: --tokens {args.tokens} is not a positive multiple of {BLOCK}", file=sys.stderr)
         return 2
@@ -198,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         print("benchmarks.gemms: FP8 GEMMs need a CUDA GPU with FP8 tensor cores (Hopper or newer); none here",
               file=sys.stderr)  # fmt: skip
         return 2
-    result = {"environment": environment(), **measure(backends, args.tokens, args.iters)}
+    result = {
+        "environment": environment(),
+        "passes": list(passes),
+        **measure(backends, args.tokens, args.iters, passes),
+    }
     for row in result["rows"]:
         cells = "  ".join(
             f"{b} {row[b]['ms'] * 1e3:8.1f} us {row[b]['tflops']:5.0f} TFLOP/s (diff {row[b]['rel_diff']:.1e})"
@@ -208,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['linear']:8s} {row['pass']:6s} m={row['m']:6d} n={row['n']:6d} k={row['k']:6d} | {cells}")
     for backend, total in result["layer"].items():
         print(
-            f"per layer {backend}: {total['ms']:.2f} ms ({total['tflops']:.0f} TFLOP/s); x{LAYERS}: {total['step_ms']:.1f} ms"
+            f"per layer ({'+'.join(passes)}) {backend}: {total['ms']:.2f} ms ({total['tflops']:.0f} TFLOP/s); x{LAYERS}: {total['step_ms']:.1f} ms"
         )
     for backend, why in result["unavailable"].items():
         print(f"{backend}: unavailable here ({why})")

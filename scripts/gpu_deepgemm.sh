@@ -3,7 +3,7 @@
 # (written here by scripts/stage_deepgemm.sh, with the wheels a training run needs):
 #   bash scripts/gpu_deepgemm.sh quant      # benchmarks.blockquant: the Triton quantisers against the
 #                                           # reference byte for byte, and their speed (exit 1 if they differ)
-#   bash scripts/gpu_deepgemm.sh bench      # benchmarks.gemms at the 7B shapes, 16,384 tokens
+#   bash scripts/gpu_deepgemm.sh bench      # benchmarks.gemms at the 7B shapes, 16,384 tokens (GEMMS_ARGS adds options)
 #   bash scripts/gpu_deepgemm.sh numerics   # DeepGEMMLinear and the fused SwiGLU MLP on the GPU against the
 #                                           # exact FP32 ones, compiled against eager and, with TE staged
 #                                           # (/tmp/site), the linear against te:blockwise's te.Linear
@@ -50,7 +50,8 @@ case $phase in
     python3 -m benchmarks.blockquant --out "$out/blockquant.json" 2>&1 | tee "$out/blockquant.log"
     exit "${PIPESTATUS[0]}" ;;
   bench)
-    python3 -m benchmarks.gemms --out "$out/gemms.json" 2>&1 | tee "$out/gemms.log" ;;
+    # shellcheck disable=SC2086  # GEMMS_ARGS: extra options, e.g. "--backends deepgemm-store,deepgemm-pipelined --passes wgrad"
+    python3 -m benchmarks.gemms --out "$out/gemms.json" ${GEMMS_ARGS:-} 2>&1 | tee "$out/gemms.log" ;;
   numerics)
     python3 - 2>&1 <<'PY' | tee "$out/${log:-numerics}.log"
 # The recipe's linear with DeepGEMM's kernels against the exact FP32 product and, where Transformer
