@@ -2,7 +2,7 @@
 
     python -m benchmarks.gemms --out gemms.json                 # Qwen2.5-7B shapes, 16,384 tokens
     python -m benchmarks.gemms --backends per-tensor,deepgemm --tokens 8192
-    python -m benchmarks.gemms --backends deepgemm-store,deepgemm-pipelined --passes wgrad
+    python -m benchmarks.gemms --backends deepgemm,deepgemm-store --passes wgrad
 
 For each linear (q/k/v fused, o, gate/up fused, down) and each of its three GEMMs, as the layer's
 training step runs them (x [tokens, in], W [out, in], dy [tokens, out]):
@@ -25,8 +25,6 @@ transposes are the recipe's cost, not the GEMM's. Backends:
                   zeroed before each wgrad (the kernel as released adds into it)
     deepgemm-store the same GEMMs, the wgrad as deepgemm:blockwise calls it: BF16 output written, not
                   accumulated (`accumulate=False`, scripts/deepgemm-wgrad-store.patch)
-    deepgemm-pipelined  deepgemm-store with the wgrad's promotion overlapped with the next k block's
-                  WGMMAs (`pipelined=True`, scripts/deepgemm-wgrad-pipeline.patch)
 
 A backend this machine lacks is reported with why, not skipped silently. Needs a CUDA GPU with
 FP8 (Hopper); measured figures belong in docs/PERFORMANCE.md with the machine named.
@@ -52,7 +50,7 @@ FP8 = torch.float8_e4m3fn
 # Qwen2.5-7B: hidden 3584, 28 query / 4 KV heads of 128, FFN 18944; (out, in) of each linear.
 LINEARS = {"qkv": (4608, 3584), "o": (3584, 3584), "gate_up": (37888, 3584), "down": (3584, 18944)}
 LAYERS = 28
-BACKENDS = ("per-tensor", "cublas-block", "deepgemm", "deepgemm-store", "deepgemm-pipelined")
+BACKENDS = ("per-tensor", "cublas-block", "deepgemm", "deepgemm-store")
 PASSES = ("fwd", "dgrad", "wgrad")
 
 
@@ -106,7 +104,7 @@ def _cublas_block(a, b, wgrad: bool):
     return lambda: scaled_mm(qa, qb.t(), sa, ScalingType.BlockWise1x128, sb, recipe_b, output_dtype=torch.bfloat16)
 
 
-def _deepgemm(a, b, wgrad: bool, store: bool = False, pipelined: bool = False):
+def _deepgemm(a, b, wgrad: bool, store: bool = False):
     import deep_gemm
 
     qa, sa = per_group(a)
@@ -115,9 +113,6 @@ def _deepgemm(a, b, wgrad: bool, store: bool = False, pipelined: bool = False):
         out = torch.zeros(a.shape[0], b.shape[0], device=a.device, dtype=torch.bfloat16 if store else torch.float32)
 
         def run():
-            if pipelined:
-                deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), out, accumulate=False, pipelined=True)
-                return out
             if store:  # written in BF16, as the recipe's weight gradient (the patched kernel)
                 deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), out, accumulate=False)
                 return out
@@ -138,8 +133,7 @@ def _deepgemm(a, b, wgrad: bool, store: bool = False, pipelined: bool = False):
 
 
 MAKERS = {"per-tensor": _per_tensor, "cublas-block": _cublas_block, "deepgemm": _deepgemm,
-          "deepgemm-store": lambda a, b, wgrad: _deepgemm(a, b, wgrad, store=True),
-          "deepgemm-pipelined": lambda a, b, wgrad: _deepgemm(a, b, wgrad, store=True, pipelined=True)}  # fmt: skip
+          "deepgemm-store": lambda a, b, wgrad: _deepgemm(a, b, wgrad, store=True)}  # fmt: skip
 
 
 def measure(backends: list[str], tokens: int, iters: int, passes: tuple[str, ...] = PASSES) -> dict:

@@ -50,7 +50,7 @@ case $phase in
     python3 -m benchmarks.blockquant --out "$out/blockquant.json" 2>&1 | tee "$out/blockquant.log"
     exit "${PIPESTATUS[0]}" ;;
   bench)
-    # shellcheck disable=SC2086  # GEMMS_ARGS: extra options, e.g. "--backends deepgemm-store,deepgemm-pipelined --passes wgrad"
+    # shellcheck disable=SC2086  # GEMMS_ARGS: extra options, e.g. "--backends deepgemm,deepgemm-store --passes wgrad"
     python3 -m benchmarks.gemms --out "$out/gemms.json" ${GEMMS_ARGS:-} 2>&1 | tee "$out/gemms.log" ;;
   numerics)
     python3 - 2>&1 <<'PY' | tee "$out/${log:-numerics}.log"
