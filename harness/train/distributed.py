@@ -145,13 +145,13 @@ def process_count() -> int:
 
 def barrier() -> None:
     """Wait for every rank (no-op on one process)."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if process_count() > 1:
         dist.barrier()
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum `tensor` over ranks in place (no-op on one process); returns it."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if process_count() > 1:
         dist.all_reduce(tensor)
     return tensor
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from harness.errors import InvalidInput
 from harness.recipes import Recipe
+from harness.train.distributed import process_count
 from harness.train.precision.base import PrecisionBackend, bf16_autocast, decoder_linears, require_gpu
 from harness.train.precision.swiglu8 import use_swiglu_saved_fp8
 
@@ -82,8 +83,7 @@ class TorchAOBackend(PrecisionBackend):
 
 def _sharded() -> bool:
     """True when the trainer will shard this model with FSDP2 (several processes; see distributed.py)."""
-    dist = torch.distributed
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return process_count() > 1
 
 
 def make(recipe: Recipe) -> TorchAOBackend:
