@@ -4,6 +4,8 @@
 #   bash scripts/gpu_deepgemm.sh quant      # benchmarks.blockquant: the Triton quantisers against the
 #                                           # reference byte for byte, and their speed (exit 1 if they differ)
 #   bash scripts/gpu_deepgemm.sh bench      # benchmarks.gemms at the 7B shapes, 16,384 tokens (GEMMS_ARGS adds options)
+#   bash scripts/gpu_deepgemm.sh pingpong   # the weight gradient with pingpong=True against without: the same
+#                                           # bits at the 7B shapes and odd ones (exit 1 if not), then both timed
 #   bash scripts/gpu_deepgemm.sh numerics   # DeepGEMMLinear and the fused SwiGLU MLP on the GPU against the
 #                                           # exact FP32 ones, compiled against eager and, with TE staged
 #                                           # (/tmp/site), the linear against te:blockwise's te.Linear
@@ -28,7 +30,7 @@ cudnn=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudn
   && export LD_LIBRARY_PATH=$cudnn:${LD_LIBRARY_PATH:-}
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; nvcc --version | tail -2; cat /tmp/DG/REVISION
   python3 -c "import torch; print('torch', torch.__version__)"; } > "$out/env.txt" 2>&1
-phase=${1:?phase: quant, bench, numerics, te-numerics, step or warm}
+phase=${1:?phase: quant, bench, pingpong, numerics, te-numerics, step or warm}
 if [ "$phase" = te-numerics ]; then
   # Transformer Engine's six parts in /tmp/stage (../shared/gpu/stage.sh; scripts/gpu_session.sh copies
   # them), installed into /tmp/te-site once all are in; then numerics, against te:blockwise too.
@@ -52,6 +54,43 @@ case $phase in
   bench)
     # shellcheck disable=SC2086  # GEMMS_ARGS: extra options, e.g. "--backends deepgemm,deepgemm-store --passes wgrad"
     python3 -m benchmarks.gemms --out "$out/gemms.json" ${GEMMS_ARGS:-} 2>&1 | tee "$out/gemms.log" ;;
+  pingpong)
+    python3 - 2>&1 <<'PY' | tee "$out/pingpong.log"
+# scripts/deepgemm-wgrad-pingpong.patch changes only the order in which the two math warpgroups issue
+# their WGMMAs: the same bits as without it, in BF16 and FP32 outputs, at the 7B weight-gradient shapes
+# (16,384 tokens), a k whose blocks do not fill the last pipeline round (33 blocks), and small shapes.
+import sys
+import torch
+import deep_gemm
+from harness.train.precision.blockquant import per_group
+
+torch.manual_seed(0)
+shapes = [(4608, 3584, 16384), (3584, 3584, 16384), (37888, 3584, 16384), (3584, 18944, 16384),
+          (3584, 3584, 4224), (4608, 3584, 640), (256, 384, 1024)]
+bad = 0
+for m, n, k in shapes:
+    qa, sa = per_group(torch.randn(m, k, device="cuda"))
+    qb, sb = per_group(torch.randn(n, k, device="cuda"))
+    for dtype in (torch.bfloat16, torch.float32):
+        plain = torch.empty(m, n, device="cuda", dtype=dtype)
+        deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), plain, accumulate=False)
+        same = True
+        for _ in range(3):
+            pp = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
+            deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), pp, accumulate=False, pingpong=True)
+            torch.cuda.synchronize()
+            same &= torch.equal(plain, pp)
+        bad += not same
+        print(f"m={m:6d} n={n:6d} k={k:6d} {str(dtype):14s} pingpong {'identical' if same else 'DIFFERS'}"
+              f" (max abs diff {(plain.float() - pp.float()).abs().max().item():.3g})", flush=True)
+print("all identical" if not bad else f"{bad} case(s) differ")
+sys.exit(1 if bad else 0)
+PY
+    rc=${PIPESTATUS[0]}
+    # shellcheck disable=SC2086  # GEMMS_ARGS: extra options
+    python3 -m benchmarks.gemms --out "$out/gemms.json" --backends deepgemm-store,deepgemm-pingpong --passes wgrad \
+      ${GEMMS_ARGS:-} 2>&1 | tee "$out/gemms.log"
+    exit "$rc" ;;
   numerics)
     python3 - 2>&1 <<'PY' | tee "$out/${log:-numerics}.log"
 # The recipe's linear with DeepGEMM's kernels against the exact FP32 product and, where Transformer
@@ -187,6 +226,8 @@ PY
     mem_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
     [ "${mem_mib:-0}" -lt 100000 ] && STEP_SET="name=gpu-7b-8layers model.num_layers=8 ${STEP_SET:-}"
     echo "card memory ${mem_mib} MiB, overrides: ${STEP_SET:-none}" > "$out/step-set.txt"
+    python3 -c "import deep_gemm; from harness.train.precision.deepgemm_ops import wgrad_options as o
+print('weight gradient options:', o(deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt))" >> "$out/step-set.txt" 2>&1
     step_set=()
     for kv in ${STEP_SET:-}; do step_set+=(--set "$kv"); done
     python3 -m harness.cli run suites/gpu-7b.toml --skip-eval --runs-dir /tmp/runs --quiet \
