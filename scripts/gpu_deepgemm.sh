@@ -8,6 +8,8 @@
 #                                           # bits at the 7B shapes and odd ones (exit 1 if not), then both timed
 #   bash scripts/gpu_deepgemm.sh keep-faster # after pingpong: where it was not identical and faster, the
 #                                           # ping-pong patch is taken out of /tmp/DG again (a later step runs without)
+#   bash scripts/gpu_deepgemm.sh ncu        # Nsight Compute on the gate/up weight gradient (16,384 tokens),
+#                                           # without and with ping-pong: throughput and warp stall reasons
 #   bash scripts/gpu_deepgemm.sh numerics   # DeepGEMMLinear and the fused SwiGLU MLP on the GPU against the
 #                                           # exact FP32 ones, compiled against eager and, with TE staged
 #                                           # (/tmp/site), the linear against te:blockwise's te.Linear
@@ -32,7 +34,7 @@ cudnn=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudn
   && export LD_LIBRARY_PATH=$cudnn:${LD_LIBRARY_PATH:-}
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; nvcc --version | tail -2; cat /tmp/DG/REVISION
   python3 -c "import torch; print('torch', torch.__version__)"; } > "$out/env.txt" 2>&1
-phase=${1:?phase: quant, bench, pingpong, keep-faster, numerics, te-numerics, step or warm}
+phase=${1:?phase: quant, bench, pingpong, keep-faster, ncu, numerics, te-numerics, step or warm}
 if [ "$phase" = te-numerics ]; then
   # Transformer Engine's six parts in /tmp/stage (../shared/gpu/stage.sh; scripts/gpu_session.sh copies
   # them), installed into /tmp/te-site once all are in; then numerics, against te:blockwise too.
@@ -94,6 +96,26 @@ PY
     python3 -m benchmarks.gemms --out "$out/gemms.json" --backends deepgemm-store,deepgemm-pingpong --passes wgrad \
       ${GEMMS_ARGS:-} 2>&1 | tee "$out/gemms.log"
     exit "$rc" ;;
+  ncu)
+    cat > /tmp/wgrad_once.py <<'PY'
+# The gate/up weight gradient once without ping-pong, once with (after a JIT warm-up of both)
+import torch
+import deep_gemm
+from harness.train.precision.blockquant import per_group
+qa, sa = per_group(torch.randn(37888, 16384, device="cuda"))
+qb, sb = per_group(torch.randn(3584, 16384, device="cuda"))
+out = torch.empty(37888, 3584, device="cuda", dtype=torch.bfloat16)
+for _ in range(2):
+    for pingpong in (False, True):
+        deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), out, accumulate=False, pingpong=pingpong)
+torch.cuda.synchronize()
+PY
+    # the last two launches of the wgrad kernel: without, then with ping-pong
+    ncu --clock-control none -k regex:fp8_wgrad_gemm_kernel --launch-skip 2 --launch-count 2 \
+      --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis \
+      python3 /tmp/wgrad_once.py > "$out/ncu.txt" 2>&1
+    echo "rc=$?" >> "$out/ncu.txt"
+    grep -E "fp8_wgrad|Duration|Throughput|Stall|Issue|Eligible|Active Warps|Pipe" "$out/ncu.txt" | head -120 ;;
   keep-faster)
     if grep -qx "all identical" "$out/pingpong.log" 2>/dev/null && python3 -c "import json, sys
 layer = json.load(open('$out/gemms.json'))['layer']
