@@ -111,7 +111,8 @@ for _ in range(2):
 torch.cuda.synchronize()
 PY
     # the last two launches of the wgrad kernel: without, then with ping-pong
-    ncu --clock-control none -k regex:fp8_wgrad_gemm_kernel --launch-skip 2 --launch-count 2 \
+    ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | tail -1)
+    "${ncu:-ncu}" --clock-control none -k regex:fp8_wgrad_gemm_kernel --launch-skip 2 --launch-count 2 \
       --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis \
       python3 /tmp/wgrad_once.py > "$out/ncu.txt" 2>&1
     echo "rc=$?" >> "$out/ncu.txt"
