@@ -4,12 +4,8 @@
 #   bash scripts/gpu_deepgemm.sh quant      # benchmarks.blockquant: the Triton quantisers against the
 #                                           # reference byte for byte, and their speed (exit 1 if they differ)
 #   bash scripts/gpu_deepgemm.sh bench      # benchmarks.gemms at the 7B shapes, 16,384 tokens (GEMMS_ARGS adds options)
-#   bash scripts/gpu_deepgemm.sh pingpong   # the weight gradient with pingpong=True against without: the same
-#                                           # bits at the 7B shapes and odd ones (exit 1 if not), then both timed
-#   bash scripts/gpu_deepgemm.sh keep-faster # after pingpong: where it was not identical and faster, the
-#                                           # ping-pong patch is taken out of /tmp/DG again (a later step runs without)
-#   bash scripts/gpu_deepgemm.sh ncu        # Nsight Compute on the gate/up weight gradient (16,384 tokens),
-#                                           # without and with ping-pong: throughput and warp stall reasons
+#   bash scripts/gpu_deepgemm.sh ncu        # Nsight Compute on the gate/up weight gradient as the recipe calls it
+#                                           # (16,384 tokens): pipe utilisation and warp stall reasons
 #   bash scripts/gpu_deepgemm.sh numerics   # DeepGEMMLinear and the fused SwiGLU MLP on the GPU against the
 #                                           # exact FP32 ones, compiled against eager and, with TE staged
 #                                           # (/tmp/site), the linear against te:blockwise's te.Linear
@@ -34,7 +30,7 @@ cudnn=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudn
   && export LD_LIBRARY_PATH=$cudnn:${LD_LIBRARY_PATH:-}
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; nvcc --version | tail -2; cat /tmp/DG/REVISION
   python3 -c "import torch; print('torch', torch.__version__)"; } > "$out/env.txt" 2>&1
-phase=${1:?phase: quant, bench, pingpong, keep-faster, ncu, numerics, te-numerics, step or warm}
+phase=${1:?phase: quant, bench, ncu, numerics, te-numerics, step or warm}
 if [ "$phase" = te-numerics ]; then
   # Transformer Engine's six parts in /tmp/stage (../shared/gpu/stage.sh; scripts/gpu_session.sh copies
   # them), installed into /tmp/te-site once all are in; then numerics, against te:blockwise too.
@@ -58,74 +54,28 @@ case $phase in
   bench)
     # shellcheck disable=SC2086  # GEMMS_ARGS: extra options, e.g. "--backends deepgemm,deepgemm-store --passes wgrad"
     python3 -m benchmarks.gemms --out "$out/gemms.json" ${GEMMS_ARGS:-} 2>&1 | tee "$out/gemms.log" ;;
-  pingpong)
-    python3 - 2>&1 <<'PY' | tee "$out/pingpong.log"
-# scripts/deepgemm-wgrad-pingpong.patch changes only the order in which the two math warpgroups issue
-# their WGMMAs: the same bits as without it at the 7B weight-gradient shapes (16,384 tokens, BF16 out, as
-# the recipe calls it), a k whose blocks do not fill the last pipeline round (33), FP32 out, a small shape.
-# (Each new shape and dtype is one more nvcc compile of both kernels: a few seconds each.)
-import sys
-import torch
-import deep_gemm
-from harness.train.precision.blockquant import per_group
-
-torch.manual_seed(0)
-bf16, fp32 = torch.bfloat16, torch.float32
-cases = [(4608, 3584, 16384, bf16), (3584, 3584, 16384, bf16), (37888, 3584, 16384, bf16),
-         (3584, 18944, 16384, bf16), (3584, 3584, 4224, bf16), (4608, 3584, 640, fp32), (256, 384, 1024, bf16)]
-bad = 0
-for m, n, k, dtype in cases:
-    qa, sa = per_group(torch.randn(m, k, device="cuda"))
-    qb, sb = per_group(torch.randn(n, k, device="cuda"))
-    plain = torch.empty(m, n, device="cuda", dtype=dtype)
-    deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), plain, accumulate=False)
-    same = True
-    for _ in range(3):
-        pp = torch.full((m, n), float("nan"), device="cuda", dtype=dtype)
-        deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), pp, accumulate=False, pingpong=True)
-        torch.cuda.synchronize()
-        same &= torch.equal(plain, pp)
-    bad += not same
-    print(f"m={m:6d} n={n:6d} k={k:6d} {str(dtype):14s} pingpong {'identical' if same else 'DIFFERS'}"
-          f" (max abs diff {(plain.float() - pp.float()).abs().max().item():.3g})", flush=True)
-print("all identical" if not bad else f"{bad} case(s) differ")
-sys.exit(1 if bad else 0)
-PY
-    rc=${PIPESTATUS[0]}
-    # shellcheck disable=SC2086  # GEMMS_ARGS: extra options
-    python3 -m benchmarks.gemms --out "$out/gemms.json" --backends deepgemm-store,deepgemm-pingpong --passes wgrad \
-      ${GEMMS_ARGS:-} 2>&1 | tee "$out/gemms.log"
-    exit "$rc" ;;
   ncu)
     cat > /tmp/wgrad_once.py <<'PY'
-# The gate/up weight gradient once without ping-pong, once with (after a JIT warm-up of both)
+# The gate/up weight gradient as deepgemm:blockwise calls it, three times (the first compiles it)
 import torch
 import deep_gemm
 from harness.train.precision.blockquant import per_group
 qa, sa = per_group(torch.randn(37888, 16384, device="cuda"))
 qb, sb = per_group(torch.randn(3584, 16384, device="cuda"))
 out = torch.empty(37888, 3584, device="cuda", dtype=torch.bfloat16)
-for _ in range(2):
-    for pingpong in (False, True):
-        deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), out, accumulate=False, pingpong=pingpong)
+for _ in range(3):
+    deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), out, accumulate=False)
 torch.cuda.synchronize()
 PY
-    # the last two launches of the wgrad kernel: without, then with ping-pong
     ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | tail -1)
-    "${ncu:-ncu}" --clock-control none -k regex:fp8_wgrad_gemm_kernel --launch-skip 2 --launch-count 2 \
-      --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis \
+    # the last launch; the stall reasons are warp-cycles per issued instruction, by reason
+    "${ncu:-ncu}" --clock-control none -k regex:fp8_wgrad_gemm_kernel --launch-skip 2 --launch-count 1 \
+      --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+      --section SchedulerStats --section WarpStateStats \
+      --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
       python3 /tmp/wgrad_once.py > "$out/ncu.txt" 2>&1
     echo "rc=$?" >> "$out/ncu.txt"
-    grep -E "fp8_wgrad|Duration|Throughput|Stall|Issue|Eligible|Active Warps|Pipe" "$out/ncu.txt" | head -120 ;;
-  keep-faster)
-    if grep -qx "all identical" "$out/pingpong.log" 2>/dev/null && python3 -c "import json, sys
-layer = json.load(open('$out/gemms.json'))['layer']
-sys.exit(0 if layer['deepgemm-pingpong']['ms'] < layer['deepgemm-store']['ms'] else 1)"; then
-      echo "ping-pong kept (identical and faster)" | tee "$out/keep-faster.txt"
-    else
-      patch -R -s -d /tmp/DG -p1 < scripts/deepgemm-wgrad-pingpong.patch
-      echo "ping-pong taken out of /tmp/DG (not identical, not faster, or not measured)" | tee "$out/keep-faster.txt"
-    fi ;;
+    grep -E "Duration|Throughput|stalled|Issue|Eligible|Pipe|Bank" "$out/ncu.txt" | head -80 ;;
   numerics)
     python3 - 2>&1 <<'PY' | tee "$out/${log:-numerics}.log"
 # The recipe's linear with DeepGEMM's kernels against the exact FP32 product and, where Transformer
@@ -261,8 +211,6 @@ PY
     mem_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
     [ "${mem_mib:-0}" -lt 100000 ] && STEP_SET="name=gpu-7b-8layers model.num_layers=8 ${STEP_SET:-}"
     echo "card memory ${mem_mib} MiB, overrides: ${STEP_SET:-none}" > "$out/step-set.txt"
-    python3 -c "import deep_gemm; from harness.train.precision.deepgemm_ops import wgrad_options as o
-print('weight gradient options:', o(deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt))" >> "$out/step-set.txt" 2>&1
     step_set=()
     for kv in ${STEP_SET:-}; do step_set+=(--set "$kv"); done
     python3 -m harness.cli run suites/gpu-7b.toml --skip-eval --runs-dir /tmp/runs --quiet \

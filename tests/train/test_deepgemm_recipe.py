@@ -206,17 +206,6 @@ def test_a_deepgemm_without_the_wgrad_patch_is_refused_naming_the_patch(monkeypa
     backend.check_available(torch.device("cuda"))
 
 
-def test_the_weight_gradient_takes_turns_where_the_staged_deepgemm_has_the_pingpong_patch():
-    def store_only(lhs, rhs, out, accumulate=True):  # deepgemm-wgrad-store.patch alone
-        pass
-
-    def with_pingpong(lhs, rhs, out, accumulate=True, pingpong=False):  # and deepgemm-wgrad-pingpong.patch
-        pass
-
-    assert deepgemm_ops.wgrad_options(store_only) == {"accumulate": False}
-    assert deepgemm_ops.wgrad_options(with_pingpong) == {"accumulate": False, "pingpong": True}
-
-
 def test_the_cpu_reference_multiplies_in_fp32_under_autocast_as_deepgemm_accumulates():
     # an eager custom op runs under its caller's autocast: the reference's matmuls must not turn BF16 there
     # (they did, and a compiled layer, whose graph traces autocast away, then differed from the eager one)
