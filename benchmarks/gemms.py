@@ -25,6 +25,8 @@ transposes are the recipe's cost, not the GEMM's. Backends:
                   zeroed before each wgrad (the kernel as released adds into it)
     deepgemm-store the same GEMMs, the wgrad as deepgemm:blockwise calls it: BF16 output written, not
                   accumulated (`accumulate=False`, scripts/deepgemm-wgrad-store.patch)
+    deepgemm-wide  deepgemm-store with the wgrad's shared-memory tile in BF16, so DeepGEMM's tuner may
+                  pick BLOCK_M 256 (`wide_tile=True`, scripts/deepgemm-wgrad-wide.patch)
 
 A backend this machine lacks is reported with why, not skipped silently. Needs a CUDA GPU with
 FP8 (Hopper); measured figures belong in docs/PERFORMANCE.md with the machine named.
@@ -50,7 +52,7 @@ FP8 = torch.float8_e4m3fn
 # Qwen2.5-7B: hidden 3584, 28 query / 4 KV heads of 128, FFN 18944; (out, in) of each linear.
 LINEARS = {"qkv": (4608, 3584), "o": (3584, 3584), "gate_up": (37888, 3584), "down": (3584, 18944)}
 LAYERS = 28
-BACKENDS = ("per-tensor", "cublas-block", "deepgemm", "deepgemm-store")
+BACKENDS = ("per-tensor", "cublas-block", "deepgemm", "deepgemm-store", "deepgemm-wide")
 PASSES = ("fwd", "dgrad", "wgrad")
 
 
@@ -104,7 +106,7 @@ def _cublas_block(a, b, wgrad: bool):
     return lambda: scaled_mm(qa, qb.t(), sa, ScalingType.BlockWise1x128, sb, recipe_b, output_dtype=torch.bfloat16)
 
 
-def _deepgemm(a, b, wgrad: bool, store: bool = False):
+def _deepgemm(a, b, wgrad: bool, store: bool = False, wide: bool = False):
     import deep_gemm
 
     qa, sa = per_group(a)
@@ -114,7 +116,8 @@ def _deepgemm(a, b, wgrad: bool, store: bool = False):
 
         def run():
             if store:  # written in BF16, as the recipe's weight gradient (the patched kernel)
-                deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), out, accumulate=False)
+                extra = {"wide_tile": True} if wide else {}  # scripts/deepgemm-wgrad-wide.patch
+                deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), out, accumulate=False, **extra)
                 return out
             out.zero_()  # the kernel accumulates into out (FP32), as a wgrad does over micro-batches
             deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), out)
@@ -133,7 +136,8 @@ def _deepgemm(a, b, wgrad: bool, store: bool = False):
 
 
 MAKERS = {"per-tensor": _per_tensor, "cublas-block": _cublas_block, "deepgemm": _deepgemm,
-          "deepgemm-store": lambda a, b, wgrad: _deepgemm(a, b, wgrad, store=True)}  # fmt: skip
+          "deepgemm-store": lambda a, b, wgrad: _deepgemm(a, b, wgrad, store=True),
+          "deepgemm-wide": lambda a, b, wgrad: _deepgemm(a, b, wgrad, store=True, wide=True)}  # fmt: skip
 
 
 def measure(backends: list[str], tokens: int, iters: int, passes: tuple[str, ...] = PASSES) -> dict:

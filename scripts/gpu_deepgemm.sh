@@ -4,6 +4,8 @@
 #   bash scripts/gpu_deepgemm.sh quant      # benchmarks.blockquant: the Triton quantisers against the
 #                                           # reference byte for byte, and their speed (exit 1 if they differ)
 #   bash scripts/gpu_deepgemm.sh bench      # benchmarks.gemms at the 7B shapes, 16,384 tokens (GEMMS_ARGS adds options)
+#   bash scripts/gpu_deepgemm.sh wide       # the weight gradient with wide_tile=True against without: the same
+#                                           # bits at the 7B shapes (exit 1 if not), then both timed
 #   bash scripts/gpu_deepgemm.sh ncu        # Nsight Compute on the gate/up weight gradient as the recipe calls it
 #                                           # (16,384 tokens): pipe utilisation and warp stall reasons
 #   bash scripts/gpu_deepgemm.sh numerics   # DeepGEMMLinear and the fused SwiGLU MLP on the GPU against the
@@ -30,7 +32,7 @@ cudnn=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudn
   && export LD_LIBRARY_PATH=$cudnn:${LD_LIBRARY_PATH:-}
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; nvcc --version | tail -2; cat /tmp/DG/REVISION
   python3 -c "import torch; print('torch', torch.__version__)"; } > "$out/env.txt" 2>&1
-phase=${1:?phase: quant, bench, ncu, numerics, te-numerics, step or warm}
+phase=${1:?phase: quant, bench, wide, ncu, numerics, te-numerics, step or warm}
 if [ "$phase" = te-numerics ]; then
   # Transformer Engine's six parts in /tmp/stage (../shared/gpu/stage.sh; scripts/gpu_session.sh copies
   # them), installed into /tmp/te-site once all are in; then numerics, against te:blockwise too.
@@ -54,6 +56,34 @@ case $phase in
   bench)
     # shellcheck disable=SC2086  # GEMMS_ARGS: extra options, e.g. "--backends deepgemm,deepgemm-store --passes wgrad"
     python3 -m benchmarks.gemms --out "$out/gemms.json" ${GEMMS_ARGS:-} 2>&1 | tee "$out/gemms.log" ;;
+  wide)
+    python3 - 2>&1 <<'PY' | tee "$out/wide.log"
+# scripts/deepgemm-wgrad-wide.patch: BLOCK_M 256 for the weight gradient's BF16 output. Each output
+# element is still promoted k block by k block in the same order: the same bits expected, checked here.
+import sys
+import torch
+import deep_gemm
+from harness.train.precision.blockquant import per_group
+
+torch.manual_seed(0)
+bad = 0
+for m, n, k in [(4608, 3584, 16384), (3584, 3584, 16384), (37888, 3584, 16384), (3584, 18944, 16384)]:
+    qa, sa = per_group(torch.randn(m, k, device="cuda"))
+    qb, sb = per_group(torch.randn(n, k, device="cuda"))
+    plain = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
+    deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), plain, accumulate=False)
+    wide = torch.full((m, n), float("nan"), device="cuda", dtype=torch.bfloat16)
+    deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((qa, sa), (qb, sb), wide, accumulate=False, wide_tile=True)
+    same = torch.equal(plain, wide)
+    bad += not same
+    print(f"m={m:6d} n={n:6d} k={k:6d} wide tile {'identical' if same else 'DIFFERS'} "
+          f"(max abs diff {(plain.float() - wide.float()).abs().max().item():.3g})", flush=True)
+sys.exit(1 if bad else 0)
+PY
+    rc=${PIPESTATUS[0]}
+    python3 -m benchmarks.gemms --out "$out/gemms.json" --backends deepgemm-store,deepgemm-wide --passes wgrad \
+      2>&1 | tee "$out/gemms.log"
+    exit "$rc" ;;
   ncu)
     cat > /tmp/wgrad_once.py <<'PY'
 # The gate/up weight gradient as deepgemm:blockwise calls it, three times (the first compiles it)

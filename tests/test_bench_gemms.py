@@ -46,7 +46,7 @@ def test_a_machine_without_fp8_gemms_is_refused_with_the_reason(capsys, monkeypa
     assert "need a CUDA GPU with FP8 tensor cores (Hopper or newer); none here" in capsys.readouterr().err
     assert gemms.main(["--backends", "cutlass"]) == 2
     assert (
-        "unknown backend(s) cutlass; known: per-tensor, cublas-block, deepgemm, deepgemm-store"
+        "unknown backend(s) cutlass; known: per-tensor, cublas-block, deepgemm, deepgemm-store, deepgemm-wide"
         in capsys.readouterr().err
     )
     assert gemms.main(["--passes", "wgrad,bwd"]) == 2
