@@ -6,6 +6,8 @@
 #   bash scripts/gpu_deepgemm.sh bench      # benchmarks.gemms at the 7B shapes, 16,384 tokens (GEMMS_ARGS adds options)
 #   bash scripts/gpu_deepgemm.sh wide       # the weight gradient with wide_tile=True against without: the same
 #                                           # bits at the 7B shapes (exit 1 if not), then both timed
+#   bash scripts/gpu_deepgemm.sh keep-faster # after wide: where it was not identical and faster, the wide
+#                                           # patch is taken out of /tmp/DG again (a later step runs without it)
 #   bash scripts/gpu_deepgemm.sh ncu        # Nsight Compute on the gate/up weight gradient as the recipe calls it
 #                                           # (16,384 tokens): pipe utilisation and warp stall reasons
 #   bash scripts/gpu_deepgemm.sh numerics   # DeepGEMMLinear and the fused SwiGLU MLP on the GPU against the
@@ -32,7 +34,7 @@ cudnn=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudn
   && export LD_LIBRARY_PATH=$cudnn:${LD_LIBRARY_PATH:-}
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; nvcc --version | tail -2; cat /tmp/DG/REVISION
   python3 -c "import torch; print('torch', torch.__version__)"; } > "$out/env.txt" 2>&1
-phase=${1:?phase: quant, bench, wide, ncu, numerics, te-numerics, step or warm}
+phase=${1:?phase: quant, bench, wide, keep-faster, ncu, numerics, te-numerics, step or warm}
 if [ "$phase" = te-numerics ]; then
   # Transformer Engine's six parts in /tmp/stage (../shared/gpu/stage.sh; scripts/gpu_session.sh copies
   # them), installed into /tmp/te-site once all are in; then numerics, against te:blockwise too.
@@ -78,12 +80,22 @@ for m, n, k in [(4608, 3584, 16384), (3584, 3584, 16384), (37888, 3584, 16384), 
     bad += not same
     print(f"m={m:6d} n={n:6d} k={k:6d} wide tile {'identical' if same else 'DIFFERS'} "
           f"(max abs diff {(plain.float() - wide.float()).abs().max().item():.3g})", flush=True)
+print("all identical" if not bad else f"{bad} case(s) differ")
 sys.exit(1 if bad else 0)
 PY
     rc=${PIPESTATUS[0]}
     python3 -m benchmarks.gemms --out "$out/gemms.json" --backends deepgemm-store,deepgemm-wide --passes wgrad \
       2>&1 | tee "$out/gemms.log"
     exit "$rc" ;;
+  keep-faster)
+    if grep -q "^all identical" "$out/wide.log" 2>/dev/null && python3 -c "import json, sys
+layer = json.load(open('$out/gemms.json'))['layer']
+sys.exit(0 if layer['deepgemm-wide']['ms'] < layer['deepgemm-store']['ms'] else 1)"; then
+      echo "wide tile kept (identical and faster)" | tee -a "$out/wide.log"
+    else
+      patch -R -s -d /tmp/DG -p1 < scripts/deepgemm-wgrad-wide.patch
+      echo "wide tile taken out of /tmp/DG (not identical, not faster, or not measured)" | tee -a "$out/wide.log"
+    fi ;;
   ncu)
     cat > /tmp/wgrad_once.py <<'PY'
 # The gate/up weight gradient as deepgemm:blockwise calls it, three times (the first compiles it)
@@ -241,6 +253,8 @@ PY
     mem_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
     [ "${mem_mib:-0}" -lt 100000 ] && STEP_SET="name=gpu-7b-8layers model.num_layers=8 ${STEP_SET:-}"
     echo "card memory ${mem_mib} MiB, overrides: ${STEP_SET:-none}" > "$out/step-set.txt"
+    python3 -c "import deep_gemm, torch; from harness.train.precision.deepgemm_ops import wgrad_options as o
+print('BF16 weight gradients:', o(deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt, torch.bfloat16))" >> "$out/step-set.txt" 2>&1
     step_set=()
     for kv in ${STEP_SET:-}; do step_set+=(--set "$kv"); done
     python3 -m harness.cli run suites/gpu-7b.toml --skip-eval --runs-dir /tmp/runs --quiet \

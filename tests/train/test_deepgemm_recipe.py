@@ -206,6 +206,19 @@ def test_a_deepgemm_without_the_wgrad_patch_is_refused_naming_the_patch(monkeypa
     backend.check_available(torch.device("cuda"))
 
 
+def test_bf16_weight_gradients_take_the_wide_tile_where_the_staged_deepgemm_has_it():
+    def store_only(lhs, rhs, out, accumulate=True):  # deepgemm-wgrad-store.patch alone
+        pass
+
+    def with_wide_tile(lhs, rhs, out, accumulate=True, wide_tile=False):  # and deepgemm-wgrad-wide.patch
+        pass
+
+    assert deepgemm_ops.wgrad_options(store_only, torch.bfloat16) == {"accumulate": False}
+    assert deepgemm_ops.wgrad_options(with_wide_tile, torch.bfloat16) == {"accumulate": False, "wide_tile": True}
+    # FP32 master weights get FP32 gradients: the wide tile is for BF16 outputs only
+    assert deepgemm_ops.wgrad_options(with_wide_tile, torch.float32) == {"accumulate": False}
+
+
 def test_the_cpu_reference_multiplies_in_fp32_under_autocast_as_deepgemm_accumulates():
     # an eager custom op runs under its caller's autocast: the reference's matmuls must not turn BF16 there
     # (they did, and a compiled layer, whose graph traces autocast away, then differed from the eager one)

@@ -7,13 +7,18 @@
 The two GEMMs are torch custom ops (`harness::fp8_gemm_nt`, `harness::fp8_wgrad_nt`), so
 torch.compile traces a layer whole. On CUDA they call DeepGEMM (revision 3fc6728 with
 scripts/deepgemm-wgrad-store.patch, staged by scripts/stage_deepgemm.sh: a JIT that compiles its
-kernels with nvcc) with the scales already in the layouts it reads; on CPU they run the reference
+kernels with nvcc) with the scales already in the layouts it reads (the weight gradient with its wide
+tile where scripts/deepgemm-wgrad-wide.patch is staged: the same bits, docs/PERFORMANCE.md says how
+much faster); on CPU they run the reference
 (dequantise, multiply in FP32), which the CPU tests use to check the layouts and transposes.
 The forward keeps for backward only FP8 data and scales (x^T in groups along the tokens, Q(W)^T),
 plus, in the SwiGLU MLP, h = [gate | up] in BF16.
 """
 
 from __future__ import annotations
+
+import inspect
+from functools import cache
 
 import torch
 
@@ -52,6 +57,17 @@ def _(a, a_scales_t, b, b_scales):
     return a.new_empty(a.shape[0], b.shape[0], dtype=torch.bfloat16)
 
 
+@cache
+def wgrad_options(wgrad_gemm, out_dtype: torch.dtype) -> dict[str, bool]:
+    """The keyword arguments the recipe gives DeepGEMM's weight-gradient GEMM: a plain store
+    (scripts/deepgemm-wgrad-store.patch, required) and, for BF16 outputs where the staged DeepGEMM has
+    it, the wide tile (scripts/deepgemm-wgrad-wide.patch)."""
+    options = {"accumulate": False}
+    if out_dtype == torch.bfloat16 and "wide_tile" in inspect.signature(wgrad_gemm).parameters:
+        options["wide_tile"] = True
+    return options
+
+
 @torch.library.custom_op("harness::fp8_wgrad_nt", mutates_args=())
 def fp8_wgrad_nt(
     a: torch.Tensor, a_scales: torch.Tensor, b: torch.Tensor, b_scales: torch.Tensor, out_dtype: torch.dtype
@@ -63,8 +79,9 @@ def fp8_wgrad_nt(
         import deep_gemm
 
         out = torch.empty(a.shape[0], b.shape[0], device=a.device, dtype=out_dtype)
-        # accumulate=False: scripts/deepgemm-wgrad-store.patch (a plain store; no zeroed FP32 buffer, no cast after)
-        deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt((a, a_scales), (b, b_scales), out, accumulate=False)
+        # accumulate=False: a plain store (no zeroed FP32 buffer, no cast after); wide_tile: wgrad_options
+        wgrad = deep_gemm.wgrad_gemm_fp8_fp8_fp32_nt
+        wgrad((a, a_scales), (b, b_scales), out, **wgrad_options(wgrad, out_dtype))
         return out
     with _no_autocast(a):
         return (groups_back(a, a_scales.t()) @ groups_back(b, b_scales.t()).t()).to(out_dtype)
