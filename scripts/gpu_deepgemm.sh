@@ -4,8 +4,9 @@
 #   bash scripts/gpu_deepgemm.sh quant      # benchmarks.blockquant: the Triton quantisers against the
 #                                           # reference byte for byte, and their speed (exit 1 if they differ)
 #   bash scripts/gpu_deepgemm.sh bench      # benchmarks.gemms at the 7B shapes, 16,384 tokens (GEMMS_ARGS adds options)
-#   bash scripts/gpu_deepgemm.sh wide       # the weight gradient with wide_tile=True against without: the same
-#                                           # bits at the 7B shapes (exit 1 if not), then both timed
+#   bash scripts/gpu_deepgemm.sh wide       # applies scripts/deepgemm-wgrad-wide.patch to /tmp/DG; the weight
+#                                           # gradient with wide_tile=True against without: the same bits at the
+#                                           # 7B shapes (exit 1 if not), then both timed
 #   bash scripts/gpu_deepgemm.sh keep-faster # after wide: where it was not identical and faster, the wide
 #                                           # patch is taken out of /tmp/DG again (a later step runs without it)
 #   bash scripts/gpu_deepgemm.sh ncu        # Nsight Compute on the gate/up weight gradient as the recipe calls it
@@ -59,6 +60,9 @@ case $phase in
     # shellcheck disable=SC2086  # GEMMS_ARGS: extra options, e.g. "--backends deepgemm,deepgemm-store --passes wgrad"
     python3 -m benchmarks.gemms --out "$out/gemms.json" ${GEMMS_ARGS:-} 2>&1 | tee "$out/gemms.log" ;;
   wide)
+    # scripts/deepgemm-wgrad-wide.patch, applied here (scripts/stage_deepgemm.sh stages without it)
+    grep -q wide_tile /tmp/DG/deep_gemm/jit_kernels/wgrad_gemm.py \
+      || patch -s -d /tmp/DG -p1 < scripts/deepgemm-wgrad-wide.patch || exit 1
     python3 - 2>&1 <<'PY' | tee "$out/wide.log"
 # scripts/deepgemm-wgrad-wide.patch: BLOCK_M 256 for the weight gradient's BF16 output. Each output
 # element is still promoted k block by k block in the same order: the same bits expected, checked here.
@@ -92,7 +96,7 @@ PY
 layer = json.load(open('$out/gemms.json'))['layer']
 sys.exit(0 if layer['deepgemm-wide']['ms'] < layer['deepgemm-store']['ms'] else 1)"; then
       echo "wide tile kept (identical and faster)" | tee -a "$out/wide.log"
-    else
+    elif grep -q wide_tile /tmp/DG/deep_gemm/jit_kernels/wgrad_gemm.py; then
       patch -R -s -d /tmp/DG -p1 < scripts/deepgemm-wgrad-wide.patch
       echo "wide tile taken out of /tmp/DG (not identical, not faster, or not measured)" | tee -a "$out/wide.log"
     fi ;;

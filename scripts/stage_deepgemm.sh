@@ -4,11 +4,11 @@
 # C++ build; dense 1D2D GEMMs and the 1D1D weight-gradient GEMM), CUTLASS `include/` at eefa171,
 # the submodule commit that DeepGEMM revision pins. Both ran on the H200 on 2026-12-01
 # (../shared/gpu/deepgemm/); DeepGEMM HEAD (54e2261) built there but segfaulted at its first GEMM.
-# Patches of ours are applied: scripts/deepgemm-wgrad-store.patch: the weight-gradient GEMM can
+# One patch of ours is applied (scripts/deepgemm-wgrad-store.patch): the weight-gradient GEMM can
 # write its result in FP32 or BF16 instead of adding it to a zeroed FP32 buffer (`accumulate=False`),
 # which deepgemm:blockwise uses; with the default `accumulate=True` DeepGEMM behaves as released.
-# A second (scripts/deepgemm-wgrad-wide.patch) sizes that kernel's shared-memory output tile in the
-# output's dtype and adds `wide_tile=True` (BLOCK_M 256 for BF16 outputs), timed by benchmarks.gemms.
+# A second, scripts/deepgemm-wgrad-wide.patch (BLOCK_M 256 for BF16 weight gradients), is not applied
+# here: `scripts/gpu_deepgemm.sh wide` applies it on the GPU machine, checks it and times it.
 #
 #   bash scripts/stage_deepgemm.sh            # here: writes the ignored folder .stage-dg/DeepGEMM
 #   bash scripts/stage_deepgemm.sh --install  # there (the call carries .stage-dg): /tmp/DG, then
@@ -54,9 +54,7 @@ rm -rf .stage-dg && mkdir -p .stage-dg/DeepGEMM/third-party/cutlass
 git -C "$deepgemm" archive "$DEEPGEMM_REV" | tar -x -C .stage-dg/DeepGEMM
 git -C "$cutlass" archive "$CUTLASS_REV" include | tar -x -C .stage-dg/DeepGEMM/third-party/cutlass
 patch -s -d .stage-dg/DeepGEMM -p1 < scripts/deepgemm-wgrad-store.patch
-patch -s -d .stage-dg/DeepGEMM -p1 < scripts/deepgemm-wgrad-wide.patch
-echo "$DEEPGEMM_REV + deepgemm-wgrad-store.patch + deepgemm-wgrad-wide.patch (CUTLASS $CUTLASS_REV)" \
-  > .stage-dg/DeepGEMM/REVISION
+echo "$DEEPGEMM_REV + deepgemm-wgrad-store.patch (CUTLASS $CUTLASS_REV)" > .stage-dg/DeepGEMM/REVISION
 # shellcheck disable=SC2086  # one word per wheel
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --dest .stage-dg/wheels $TRAIN_WHEELS

@@ -7,9 +7,9 @@
 The two GEMMs are torch custom ops (`harness::fp8_gemm_nt`, `harness::fp8_wgrad_nt`), so
 torch.compile traces a layer whole. On CUDA they call DeepGEMM (revision 3fc6728 with
 scripts/deepgemm-wgrad-store.patch, staged by scripts/stage_deepgemm.sh: a JIT that compiles its
-kernels with nvcc) with the scales already in the layouts it reads (the weight gradient with its wide
-tile where scripts/deepgemm-wgrad-wide.patch is staged: the same bits, docs/PERFORMANCE.md says how
-much faster); on CPU they run the reference
+kernels with nvcc) with the scales already in the layouts it reads (BF16 weight gradients with the wide
+tile where scripts/deepgemm-wgrad-wide.patch has been applied: an experiment, not staged by default;
+docs/PERFORMANCE.md); on CPU they run the reference
 (dequantise, multiply in FP32), which the CPU tests use to check the layouts and transposes.
 The forward keeps for backward only FP8 data and scales (x^T in groups along the tokens, Q(W)^T),
 plus, in the SwiGLU MLP, h = [gate | up] in BF16.
@@ -60,8 +60,9 @@ def _(a, a_scales_t, b, b_scales):
 @cache
 def wgrad_options(wgrad_gemm, out_dtype: torch.dtype) -> dict[str, bool]:
     """The keyword arguments the recipe gives DeepGEMM's weight-gradient GEMM: a plain store
-    (scripts/deepgemm-wgrad-store.patch, required) and, for BF16 outputs where the staged DeepGEMM has
-    it, the wide tile (scripts/deepgemm-wgrad-wide.patch)."""
+    (scripts/deepgemm-wgrad-store.patch, required) and, for BF16 outputs where the DeepGEMM in use has
+    it, the wide tile (scripts/deepgemm-wgrad-wide.patch, which `scripts/gpu_deepgemm.sh wide` applies
+    and keeps only where it measured the same bits and faster)."""
     options = {"accumulate": False}
     if out_dtype == torch.bfloat16 and "wide_tile" in inspect.signature(wgrad_gemm).parameters:
         options["wide_tile"] = True
