@@ -19,6 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.telemetry.stats import energy_in_windows
+
 COLUMNS = (
     "time_s",
     "gpu",
@@ -216,13 +218,19 @@ class NvmlSampler:
         with self._lock:  # the thread appends while the loop reads
             return list(self._recent)
 
-    def totals(self) -> dict:
-        """Peak device memory over this process's GPUs and their energy since the sampler started."""
-        peaks = [s.peak_memory_bytes for s in self.series.values() if s.peak_memory_bytes is not None]
-        energies = [s.energy_j[-1] for s in self.series.values() if s.energy_j]
+    def totals(self, windows: list[tuple[float, float]] = ()) -> dict:
+        """Peak device memory over this process's GPUs, their energy since the sampler started, and
+        their energy inside `windows` (the steady steps' (begin, end) times; None without two samples)."""
+        series = list(self.series.values())
+        peaks = [s.peak_memory_bytes for s in series if s.peak_memory_bytes is not None]
+        energies = [s.energy_j[-1] for s in series if s.energy_j]
+        steady = None
+        if windows and series and all(len(s.times_s) >= 2 for s in series):
+            steady = sum(energy_in_windows(s.times_s, s.energy_j, windows) for s in series)
         return {
             "nvml_peak_memory_bytes": max(peaks) if peaks else None,
-            "energy_j": sum(energies) if len(energies) == len(self.series) else None,
+            "energy_j": sum(energies) if len(energies) == len(series) else None,
+            "steady_energy_j": steady,
         }
 
 

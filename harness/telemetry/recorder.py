@@ -34,7 +34,7 @@ from harness.telemetry.loggers import StepLoggers, check_loggers, nvml_at
 from harness.telemetry.manifest import build_manifest, utc_now
 from harness.telemetry.progress import ProgressDisplay
 from harness.telemetry.ranks import FINISH_OPS, STEP_OPS, broadcast_from_rank0, distributed_world, gather_reduce
-from harness.telemetry.stats import build_summary, energy_in_windows, steady_records, step_windows
+from harness.telemetry.stats import build_summary, steady_records, step_windows
 
 
 class StepRecord:
@@ -298,16 +298,8 @@ class Telemetry:
         return self._summary
 
     def _local_totals(self, windows: list[tuple[float, float]]) -> dict:
-        totals: dict = {
-            "rss_peak_bytes": rss_peak_bytes(),
-            "nvml_peak_memory_bytes": None,
-            "energy_j": None,
-            "steady_energy_j": None,
-        }
-        if self._sampler is None:
-            return totals
-        totals.update(self._sampler.totals())
-        series = list(self._sampler.series.values())
-        if windows and series and all(len(s.times_s) >= 2 for s in series):
-            totals["steady_energy_j"] = sum(energy_in_windows(s.times_s, s.energy_j, windows) for s in series)
-        return totals
+        """This rank's end-of-run totals (ranks.FINISH_OPS); the NVML ones None without a sampler."""
+        nvml = dict.fromkeys(("nvml_peak_memory_bytes", "energy_j", "steady_energy_j"))
+        if self._sampler is not None:
+            nvml = self._sampler.totals(windows)
+        return {"rss_peak_bytes": rss_peak_bytes(), **nvml}
