@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,7 +219,7 @@ class NvmlSampler:
         with self._lock:  # the thread appends while the loop reads
             return list(self._recent)
 
-    def totals(self, windows: list[tuple[float, float]] = ()) -> dict:
+    def totals(self, windows: Sequence[tuple[float, float]] = ()) -> dict:
         """Peak device memory over this process's GPUs, their energy since the sampler started, and
         their energy inside `windows` (the steady steps' (begin, end) times; None without two samples)."""
         series = list(self.series.values())
